@@ -1,0 +1,93 @@
+"""The `nst` command: one parser, subcommands found through the `nst.commands` entry points.
+
+Each subcommand module exposes ``register(subparsers)``, which adds its parser and sets
+``func=run(args) -> int``. Any NSTError becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+from nst_core import __version__
+from nst_core.errors import NSTError
+
+ORDER = ("optimize", "train", "export", "stylize", "compare")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (`nst optimize: error: ...`) and exit status 2, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    """argparse type: a float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0."""
+    value = nonneg_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0, got 0")
+    return value
+
+
+def name_list(text: str) -> list[str]:
+    """argparse type: comma-separated names (e.g. relu1_1,relu2_1)."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="nst", description="Neural style transfer toolkit.")
+    parser.add_argument("--version", action="version", version=f"nst {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    eps = {ep.name: ep for ep in entry_points(group="nst.commands")}
+    for name in sorted(eps, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+        if only is None or name == only:
+            eps[name].load()(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `nst`; returns the exit status (also used by `python -m train` / `infer`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    # Load only the chosen subcommand (fast start, and a broken optional one can't block the rest).
+    parser = build_parser(only=command if command in {ep.name for ep in entry_points(group="nst.commands")}
+                          else None)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NSTError as e:
+        print(f"nst {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nst {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

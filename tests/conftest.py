@@ -1,0 +1,49 @@
+"""Shared fixtures: real photos that ship with scikit-image, optional shared data, tiny images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def skimage_photo(name: str) -> Path:
+    """Path of a photo shipped inside scikit-image (astronaut.png, chelsea.png, coffee.png, rocket.jpg ...)."""
+    import skimage.data
+
+    path = Path(os.path.dirname(skimage.data.__file__)) / name
+    if not path.is_file():
+        pytest.skip(f"scikit-image does not ship {name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def content_path() -> Path:
+    return skimage_photo("astronaut.png")
+
+
+@pytest.fixture(scope="session")
+def style_path() -> Path:
+    return skimage_photo("coffee.png")
+
+
+@pytest.fixture(scope="session")
+def style_path2() -> Path:
+    return skimage_photo("rocket.jpg")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests that need it skip cleanly when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads() -> None:
+    torch.manual_seed(0)
