@@ -53,7 +53,7 @@ def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
         return _to_rgb(ImageOps.exif_transpose(source))
     name = "<stdin>" if isinstance(source, bytes) else str(source)
     try:
-        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115 - closed by the `with fp` below
     except FileNotFoundError:
         raise NSTError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -91,8 +91,8 @@ def scaled_size(width: int, height: int, longer_side: int | None) -> tuple[int, 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """8-bit RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+    arr = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy for torch
+    return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0).contiguous()
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:

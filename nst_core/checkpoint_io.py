@@ -1,0 +1,139 @@
+"""Saving and loading trained transformation networks (safetensors + metadata).
+
+One format shared by the trainer (writer) and the exporter / stylizer (readers), so nst_core
+owns it. A network file is ``network.safetensors``: the TransformerNet state dict (float32)
+with string metadata ``{"variant", "width", "res_blocks", "style", "config", ...}``.
+
+``load_network`` accepts:
+
+* a ``.safetensors`` file;
+* a checkpoint folder holding ``network.safetensors`` (``RUN/checkpoints/step-000001000/``);
+* a run folder: its final ``network.safetensors``, else its latest ``checkpoints/step-*``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from nst_core.errors import NSTError
+from nst_core.transformer import TransformerNet
+
+NETWORK_FILE = "network.safetensors"
+CHECKPOINTS_DIR = "checkpoints"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain module under DDP / torch.compile / accelerate wrappers."""
+    while True:
+        if hasattr(net, "_orig_mod"):  # torch.compile
+            net = net._orig_mod
+        elif hasattr(net, "module") and isinstance(net.module, nn.Module):  # DDP / DataParallel
+            net = net.module
+        else:
+            return net
+
+
+def _metadata_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """safetensors metadata must be str -> str; dicts/lists become JSON, the rest str()."""
+    out = {}
+    for key, value in metadata.items():
+        out[str(key)] = value if isinstance(value, str) else json.dumps(value) if isinstance(
+            value, dict | list | tuple) else str(value)
+    return out
+
+
+def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``net``'s weights to ``path`` atomically (temporary file in the same folder, then os.replace).
+
+    ``variant``, ``width`` and ``res_blocks`` are filled in from the network; other metadata
+    values (``style``, ``config`` ...) are stored as given (dicts as JSON).
+    """
+    plain = unwrap(net)
+    if not isinstance(plain, TransformerNet):
+        raise TypeError(f"expected a TransformerNet, got {type(plain).__name__}")
+    meta = {"format": "nst-transformer-v1", "variant": plain.variant, "width": plain.spec.width,
+            "res_blocks": plain.spec.res_blocks, **(metadata or {})}
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in plain.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=_metadata_strings(meta))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoint folders of a run (``checkpoints/step-N``), oldest first."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def find_network_file(path: str | os.PathLike) -> Path:
+    """Resolve a file / checkpoint folder / run folder to its ``.safetensors`` network file."""
+    p = Path(path)
+    if p.is_file():
+        if p.suffix != ".safetensors":
+            raise NSTError(f"{p}: not a .safetensors network file")
+        return p
+    if not p.exists():
+        raise NSTError(f"{p}: no such file or folder")
+    if (p / NETWORK_FILE).is_file():
+        return p / NETWORK_FILE
+    for ckpt in reversed(checkpoint_dirs(p)):
+        if (ckpt / NETWORK_FILE).is_file():
+            return ckpt / NETWORK_FILE
+    raise NSTError(f"{p}: no {NETWORK_FILE} here nor in {CHECKPOINTS_DIR}/step-*/ (not a training run folder?)")
+
+
+def _spec_from_state(state: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    """(width, res_blocks) read off the tensor shapes, for files without metadata."""
+    width = state["encoder.0.1.weight"].shape[0]
+    blocks = {k.split(".")[1] for k in state if k.startswith("residuals.")}
+    return int(width), len(blocks)
+
+
+def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, str]]:
+    """Load a trained network (eval mode) and its metadata (all values strings, as stored).
+
+    Metadata keys: ``variant``, ``width``, ``res_blocks``, ``style`` (style file stem) and
+    ``config`` (JSON of the training config summary) when the trainer wrote the file.
+    """
+    file = find_network_file(path)
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+        state = load_file(str(file))
+    except Exception as e:
+        raise NSTError(f"{file}: cannot read network weights ({type(e).__name__}: {e})") from None
+    try:
+        width, blocks = _spec_from_state(state)
+        width = int(metadata.get("width", width))
+        blocks = int(metadata.get("res_blocks", blocks))
+        net = TransformerNet(width, blocks)
+        net.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise NSTError(f"{file}: not a TransformerNet state dict ({type(e).__name__}: {str(e)[:200]})") from None
+    metadata.setdefault("variant", net.variant)
+    metadata.setdefault("width", str(width))
+    metadata.setdefault("res_blocks", str(blocks))
+    return net.to(device).eval(), metadata

@@ -1,0 +1,130 @@
+"""The iterative optimizer: it lowers the loss, its options do what they say, its CLI fails cleanly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from nst_core.cli import main
+from nst_core.color import rgb_to_ycbcr
+from nst_core.errors import NSTError
+from nst_core.image_io import load_image
+from nst_core.optimize import OptimizeConfig, optimize
+
+FAST = {"size": 64, "progress": False}
+
+
+def test_lbfgs_lowers_loss_by_a_large_factor(content_path: Path, style_path: Path) -> None:
+    res = optimize(content_path, style_path, steps=20, **FAST)
+    assert res.size == (64, 64) and res.steps == 20
+    assert res.loss["total"] < res.initial_loss["total"] / 5
+    assert res.tensor.shape == (1, 3, 64, 64) and res.tensor.min() >= 0 and res.tensor.max() <= 1
+    assert res.image.size == (64, 64)
+
+
+def test_adam_and_noise_init_lower_loss(content_path: Path, style_path: Path) -> None:
+    res = optimize(content_path, style_path, steps=15, optimizer="adam", init="noise", **FAST)
+    assert res.loss["total"] < res.initial_loss["total"] / 2
+
+
+def test_coarse_to_fine_runs_every_scale(content_path: Path, style_path: Path) -> None:
+    res = optimize(content_path, style_path, steps=8, coarse_steps=6, scales=2, **FAST)
+    assert res.steps == 14 and res.size == (64, 64)
+    assert res.loss["total"] < res.initial_loss["total"] / 5
+
+
+def test_single_style_blend_one_equals_style_alone(content_path: Path, style_path: Path) -> None:
+    a = optimize(content_path, [style_path], steps=5, **FAST)
+    b = optimize(content_path, [style_path], steps=5, style_blend=[1.0], **FAST)
+    assert torch.allclose(a.tensor, b.tensor, atol=1e-5)
+
+
+def test_two_styles_blend(content_path: Path, style_path: Path, style_path2: Path) -> None:
+    res = optimize(content_path, [style_path, style_path2], steps=8, style_blend=[3, 1], **FAST)
+    assert res.loss["total"] < res.initial_loss["total"] / 3
+    with pytest.raises(NSTError, match="3 style blend weights given for 2"):
+        optimize(content_path, [style_path, style_path2], steps=1, style_blend=[1, 1, 1], **FAST)
+
+
+def test_preserve_color_keeps_content_chroma(content_path: Path, style_path: Path) -> None:
+    res = optimize(content_path, style_path, steps=10, preserve_color=True, **FAST)
+    plain = optimize(content_path, style_path, steps=10, **FAST)
+    content = load_image(content_path, 64).unsqueeze(0)
+    chroma = lambda t: rgb_to_ycbcr(t)[:, 1:]  # noqa: E731
+    kept = (chroma(res.tensor) - chroma(content)).abs().mean()
+    lost = (chroma(plain.tensor) - chroma(content)).abs().mean()
+    assert kept < 0.02 and kept < lost / 2
+
+
+def test_callback_and_history(content_path: Path, style_path: Path) -> None:
+    seen: list[int] = []
+    res = optimize(content_path, style_path, steps=6, callback=lambda s, t, x, v: seen.append(s), **FAST)
+    assert seen == list(range(1, 7)) and [h[0] for h in res.history] == seen
+    assert all(b[1] >= a[1] for a, b in zip(res.history, res.history[1:]))
+
+
+def test_stop_loss_ends_early(content_path: Path, style_path: Path) -> None:
+    full = optimize(content_path, style_path, steps=20, **FAST)
+    target = full.history[9][2]
+    res = optimize(content_path, style_path, steps=20, stop_loss=target, **FAST)
+    assert res.steps == 10
+
+
+@pytest.mark.parametrize("bad", [{"size": 0}, {"steps": -1}, {"optimizer": "sgd"}, {"content_layers": ["relu9_1"]}])
+def test_bad_config(bad: dict) -> None:
+    with pytest.raises(NSTError):
+        OptimizeConfig(**bad).validate()
+
+
+def test_cli_end_to_end_json(tmp_path: Path, content_path: Path, style_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.jpg"
+    code = main(["optimize", str(content_path), "--style", str(style_path), "-o", str(out), "--size", "48",
+                 "--steps", "10", "--json", "--save-every", "5", "--tv-weight", "1"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["output"] == str(out) and report["steps"] == 10 and report["size"] == [48, 48]
+    assert set(report["loss"]) == {"content", "style", "tv", "total"}
+    assert report["loss"]["total"] < report["initial_loss"]["total"]
+    assert Image.open(out).size == (48, 48)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg", "out.step00005.png", "out.step00010.png"]
+
+
+def _bad_inputs(tmp: Path, content: Path, style: Path) -> dict[str, tuple[list[str], str]]:
+    (tmp / "text.png").write_text("not an image")
+    (tmp / "cut.png").write_bytes(content.read_bytes()[:4000])
+    Image.new("RGB", (1, 1)).save(tmp / "one.png")
+    (tmp / "zero.png").write_bytes(b"")
+    out = str(tmp / "out.png")
+    c, s = str(content), str(style)
+    return {
+        "missing content": ([str(tmp / "nope.jpg"), "--style", s, "-o", out], "no such file"),
+        "missing style": ([c, "--style", str(tmp / "nope.jpg"), "-o", out], "no such file"),
+        "not an image": ([str(tmp / "text.png"), "--style", s, "-o", out], "not an image"),
+        "truncated": ([c, "--style", str(tmp / "cut.png"), "-o", out], "truncated or corrupt"),
+        "1x1": ([str(tmp / "one.png"), "--style", s, "-o", out], "1x1 pixels"),
+        "zero-sized": ([str(tmp / "zero.png"), "--style", s, "-o", out], "not an image"),
+        "too many blend weights": ([c, "--style", s, "--style-blend", "1,2", "-o", out], "2 style blend weights"),
+        "unknown layer": ([c, "--style", s, "--style-layers", "relu1_1,relu7_1", "-o", out], "unknown layer"),
+        "zero size": ([c, "--style", s, "--size", "0", "-o", out], "positive integer"),
+        "negative steps": ([c, "--style", s, "--steps", "-3", "-o", out], "positive integer"),
+        "missing folder": ([c, "--style", s, "-o", str(tmp / "no" / "out.png")], "does not exist"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing content", "missing style", "not an image", "truncated", "1x1",
+                                  "zero-sized", "too many blend weights", "unknown layer", "zero size",
+                                  "negative steps", "missing folder"])
+def test_cli_bad_input(tmp_path: Path, content_path: Path, style_path: Path, capsys: pytest.CaptureFixture[str],
+                       case: str) -> None:
+    argv, message = _bad_inputs(tmp_path, content_path, style_path)[case]
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(["optimize", "--steps", "2", "--size", "32", "-q", *argv]))  # later flags win
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out.png").exists()
