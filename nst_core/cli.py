@@ -75,8 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     # Load only the chosen subcommand (fast start, and a broken optional one can't block the rest).
-    parser = build_parser(only=command if command in {ep.name for ep in entry_points(group="nst.commands")}
-                          else None)
+    parser = build_parser(only=command if command in {ep.name for ep in entry_points(group="nst.commands")} else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -23,8 +23,15 @@ from nst_core.errors import NSTError
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never a half-grey picture
 
 #: File extensions ``save_image`` knows how to write, mapped to Pillow format names.
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-                ".tiff": "TIFF"}
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 #: Smallest side accepted when reading an image (a 1x1 picture carries no content or style).
 MIN_SIDE = 2
 
@@ -44,13 +51,36 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+BUILTIN_PREFIX = "skimage:"
+
+
+def resolve_builtin(name: str) -> Path:
+    """``skimage:astronaut`` -> the photo scikit-image ships (astronaut, chelsea, coffee, rocket ...).
+
+    Lets demos and tests run on real pictures with nothing downloaded.
+    """
+    stem = name[len(BUILTIN_PREFIX) :]
+    try:
+        import skimage.data
+    except ImportError:
+        raise NSTError(f"{name}: built-in images need scikit-image (pip install scikit-image)") from None
+    folder = Path(skimage.data.__file__).parent
+    matches = sorted(p for p in folder.glob(f"{stem}.*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not stem or not matches:
+        known = sorted({p.stem for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg")})
+        raise NSTError(f"{name}: no such built-in image; known: {', '.join(known)}")
+    return matches[0]
+
+
 def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
-    """Open an image file (or bytes, or a PIL image) as an upright 8-bit RGB PIL image.
+    """Open an image file (or bytes, a PIL image, or ``skimage:NAME``) as an upright 8-bit RGB PIL image.
 
     Raises NSTError with the file name and the problem for anything that is not a usable picture.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
+    if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
+        source = resolve_builtin(source)
     name = "<stdin>" if isinstance(source, bytes) else str(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115 - closed by the `with fp` below
@@ -149,8 +179,9 @@ def image_format(path: str | os.PathLike) -> str:
     """Pillow format name for an output path, or NSTError naming the unsupported extension."""
     ext = Path(path).suffix.lower()
     if ext not in SAVE_FORMATS:
-        raise NSTError(f"{path}: unsupported output extension {ext or '(none)'}; use one of "
-                       + ", ".join(sorted(SAVE_FORMATS)))
+        raise NSTError(
+            f"{path}: unsupported output extension {ext or '(none)'}; use one of " + ", ".join(sorted(SAVE_FORMATS))
+        )
     return SAVE_FORMATS[ext]
 
 

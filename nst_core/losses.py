@@ -23,6 +23,11 @@ DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, C) Gram matrices normalised by the layer size C*H*W."""
     n, c, h, w = features.shape
+    if features.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(features.device.type):
+        # Under mixed precision the sums over H*W overflow fp16 and lose bits in bf16: use fp32.
+        with torch.autocast(features.device.type, enabled=False):
+            f = features.float().reshape(n, c, h * w)
+            return torch.bmm(f, f.transpose(1, 2)).div_(c * h * w)
     f = features.reshape(n, c, h * w)
     return torch.bmm(f, f.transpose(1, 2)).div_(c * h * w)
 
@@ -102,8 +107,9 @@ class PerceptualLoss(nn.Module):
         self.style_grams: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def build(cls, weights: LossWeights | None = None, vgg_weights: str = "caffe", arch: str = "vgg19",
-              pooling: str = "max") -> PerceptualLoss:
+    def build(
+        cls, weights: LossWeights | None = None, vgg_weights: str = "caffe", arch: str = "vgg19", pooling: str = "max"
+    ) -> PerceptualLoss:
         """A loss with its own encoder computing exactly the layers it needs."""
         weights = weights or LossWeights()
         layers = list(dict.fromkeys([*weights.content_layers, *weights.style_layers]))
@@ -136,8 +142,11 @@ class PerceptualLoss(nn.Module):
             return {}
         return self.encoder(content.unsqueeze(0) if content.dim() == 3 else content, self.weights.content_layers)
 
-    def forward(self, image: torch.Tensor, content_targets: Mapping[str, torch.Tensor] | None = None,
-                ) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        image: torch.Tensor,
+        content_targets: Mapping[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         w = self.weights
         if w.style_layers and not self.style_grams:
             raise RuntimeError("PerceptualLoss.set_style() must be called before computing the loss")
@@ -146,8 +155,9 @@ class PerceptualLoss(nn.Module):
         feats = self.encoder(image, layers) if layers else {}
         zero = image.new_zeros(())
         c = sum((content_loss(feats[n], content_targets[n]) for n in w.content_layers), zero) if use_content else zero
-        s = sum((w.layer_weights[n] * style_loss(gram_matrix(feats[n]), self.style_grams[n])
-                 for n in w.style_layers), zero)
+        s = sum(
+            (w.layer_weights[n] * style_loss(gram_matrix(feats[n]), self.style_grams[n]) for n in w.style_layers), zero
+        )
         t = total_variation(image) if w.tv > 0 else zero
         terms = {"content": w.content * c, "style": w.style * s, "tv": w.tv * t}
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]

@@ -76,9 +76,14 @@ class OptimizeConfig:
         return self
 
     def loss_weights(self) -> LossWeights:
-        return LossWeights(content=self.content_weight, style=self.style_weight, tv=self.tv_weight,
-                           content_layers=self.content_layers, style_layers=self.style_layers,
-                           style_layer_weights=self.style_layer_weights)
+        return LossWeights(
+            content=self.content_weight,
+            style=self.style_weight,
+            tv=self.tv_weight,
+            content_layers=self.content_layers,
+            style_layers=self.style_layers,
+            style_layer_weights=self.style_layer_weights,
+        )
 
 
 @dataclass
@@ -145,15 +150,15 @@ def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
 class _Run:
     """State shared by the scales of one run: step count, timings, history, progress bar."""
 
-    def __init__(self, cfg: OptimizeConfig, loss: PerceptualLoss, start: float, callback: StepCallback | None,
-                 total_steps: int) -> None:
+    def __init__(
+        self, cfg: OptimizeConfig, loss: PerceptualLoss, start: float, callback: StepCallback | None, total_steps: int
+    ) -> None:
         self.cfg, self.loss, self.start, self.callback = cfg, loss, start, callback
         self.step = 0
         self.paused = 0.0  # time spent in callbacks and saving, kept out of the reported timings
         self.history: list[tuple[int, float, float]] = []
         self.saved: list[Path] = []
-        self.bar = tqdm(total=total_steps, desc="optimize", unit="step", disable=not cfg.progress,
-                        dynamic_ncols=True)
+        self.bar = tqdm(total=total_steps, desc="optimize", unit="step", disable=not cfg.progress, dynamic_ncols=True)
 
     def solve(self, x: torch.Tensor, targets: dict[str, torch.Tensor], n: int, final: bool) -> torch.Tensor:
         """Run ``n`` optimizer steps from ``x`` at its size; returns the new image in [0, 1] units."""
@@ -163,7 +168,8 @@ class _Run:
         p = x.detach().mul(PIXEL_SCALE).contiguous().requires_grad_(True)  # contiguous: L-BFGS views it flat
         if cfg.optimizer == "lbfgs":
             opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                [p], lr=1.0, max_iter=n, max_eval=n, history_size=100, tolerance_grad=1e-12, tolerance_change=1e-16)
+                [p], lr=1.0, max_iter=n, max_eval=n, history_size=100, tolerance_grad=1e-12, tolerance_change=1e-16
+            )
         else:
             opt = torch.optim.Adam([p], lr=cfg.lr * PIXEL_SCALE)
         norm: list[float] = []
@@ -201,8 +207,13 @@ class _Run:
         self.bar.update(1)
         t0 = time.perf_counter()
         if self.step % 10 == 0:
-            self.bar.set_postfix(content=f"{values['content']:.3g}", style=f"{values['style']:.3g}",
-                                 tv=f"{values['tv']:.3g}", size=size, refresh=False)
+            self.bar.set_postfix(
+                content=f"{values['content']:.3g}",
+                style=f"{values['style']:.3g}",
+                tv=f"{values['tv']:.3g}",
+                size=size,
+                refresh=False,
+            )
         if self.callback is not None:
             self.callback(self.step, elapsed, image, values)
         if self.cfg.save_every and self.step % self.cfg.save_every == 0 and self.cfg.save_prefix:
@@ -210,9 +221,15 @@ class _Run:
         self.paused += time.perf_counter() - t0
 
 
-def optimize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], config: OptimizeConfig | None = None,
-             *, callback: StepCallback | None = None, loss_fn: PerceptualLoss | None = None,
-             **overrides: object) -> OptimizeResult:
+def optimize(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    config: OptimizeConfig | None = None,
+    *,
+    callback: StepCallback | None = None,
+    loss_fn: PerceptualLoss | None = None,
+    **overrides: object,
+) -> OptimizeResult:
     """Stylize ``content`` with ``styles`` by optimising its pixels; returns an OptimizeResult.
 
     ``config`` fields can also be passed as keyword arguments (``optimize(c, s, steps=100)``).
@@ -240,8 +257,10 @@ def optimize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], config
     sizes = _scale_sizes(cfg.size, cfg.scales, min_side, aspect)
     final_c = _resized(content_img, sizes[-1])
     if min(final_c.shape[-2:]) < min_side:
-        raise NSTError(f"content image would be {final_c.shape[2]}x{final_c.shape[1]} px at --size {cfg.size}; "
-                       f"the chosen layers need at least {min_side} px on each side")
+        raise NSTError(
+            f"content image would be {final_c.shape[2]}x{final_c.shape[1]} px at --size {cfg.size}; "
+            f"the chosen layers need at least {min_side} px on each side"
+        )
 
     def prepare(t: torch.Tensor) -> torch.Tensor:
         return t.unsqueeze(0).to(device)
@@ -254,8 +273,7 @@ def optimize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], config
             return torch.rand(c.shape, generator=torch.Generator().manual_seed(cfg.seed)).to(c)
         return resize_tensor(prepare(pil_to_tensor(init_img)), tuple(c.shape[-2:]))
 
-    total_steps = sum(cfg.steps if i == len(sizes) - 1 else (cfg.coarse_steps or cfg.steps)
-                      for i in range(len(sizes)))
+    total_steps = sum(cfg.steps if i == len(sizes) - 1 else (cfg.coarse_steps or cfg.steps) for i in range(len(sizes)))
     run = _Run(cfg, loss, start, callback, total_steps)
     x: torch.Tensor | None = None
     for level, side in enumerate(sizes):
@@ -275,6 +293,14 @@ def optimize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], config
             out = preserve_color(out, c)
         final_loss, initial_loss = _floats(loss(out, targets)), _floats(loss(initial_image(c), targets))
     out = out.float().cpu().contiguous()
-    return OptimizeResult(image=_as_pil(out), tensor=out, loss=final_loss, initial_loss=initial_loss,
-                          steps=run.step, seconds=time.perf_counter() - start - run.paused, size=(int(w), int(h)),
-                          history=run.history, saved=run.saved)
+    return OptimizeResult(
+        image=_as_pil(out),
+        tensor=out,
+        loss=final_loss,
+        initial_loss=initial_loss,
+        steps=run.step,
+        seconds=time.perf_counter() - start - run.paused,
+        size=(int(w), int(h)),
+        history=run.history,
+        saved=run.saved,
+    )

@@ -41,8 +41,16 @@ def variant_spec(name: str) -> NetworkSpec:
 class ConvNormAct(nn.Sequential):
     """Reflection pad -> conv -> instance norm -> optional ReLU; optional nearest 2x upsample first."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False,
-                 norm: bool = True, act: bool = True) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        upsample: bool = False,
+        norm: bool = True,
+        act: bool = True,
+    ) -> None:
         layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
         layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
         if norm:

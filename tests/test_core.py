@@ -20,8 +20,11 @@ from nst_core.vgg import VGGFeatures, layer_names
 def test_nst_core_imports_nothing_from_train_or_infer() -> None:
     for path in Path(__file__).resolve().parents[1].joinpath("nst_core").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             assert not any(n.split(".")[0] in ("train", "infer") for n in names), f"{path.name} imports {names}"
 
 

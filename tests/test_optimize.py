@@ -80,11 +80,29 @@ def test_bad_config(bad: dict) -> None:
         OptimizeConfig(**bad).validate()
 
 
-def test_cli_end_to_end_json(tmp_path: Path, content_path: Path, style_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_end_to_end_json(
+    tmp_path: Path, content_path: Path, style_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out.jpg"
-    code = main(["optimize", str(content_path), "--style", str(style_path), "-o", str(out), "--size", "48",
-                 "--steps", "10", "--json", "--save-every", "5", "--tv-weight", "1"])
+    code = main(
+        [
+            "optimize",
+            str(content_path),
+            "--style",
+            str(style_path),
+            "-o",
+            str(out),
+            "--size",
+            "48",
+            "--steps",
+            "10",
+            "--json",
+            "--save-every",
+            "5",
+            "--tv-weight",
+            "1",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["output"] == str(out) and report["steps"] == 10 and report["size"] == [48, 48]
@@ -116,11 +134,25 @@ def _bad_inputs(tmp: Path, content: Path, style: Path) -> dict[str, tuple[list[s
     }
 
 
-@pytest.mark.parametrize("case", ["missing content", "missing style", "not an image", "truncated", "1x1",
-                                  "zero-sized", "too many blend weights", "unknown layer", "zero size",
-                                  "negative steps", "missing folder"])
-def test_cli_bad_input(tmp_path: Path, content_path: Path, style_path: Path, capsys: pytest.CaptureFixture[str],
-                       case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing content",
+        "missing style",
+        "not an image",
+        "truncated",
+        "1x1",
+        "zero-sized",
+        "too many blend weights",
+        "unknown layer",
+        "zero size",
+        "negative steps",
+        "missing folder",
+    ],
+)
+def test_cli_bad_input(
+    tmp_path: Path, content_path: Path, style_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     argv, message = _bad_inputs(tmp_path, content_path, style_path)[case]
     with pytest.raises(SystemExit) as exit_info:
         raise SystemExit(main(["optimize", "--steps", "2", "--size", "32", "-q", *argv]))  # later flags win
