@@ -1,0 +1,177 @@
+"""Training speed of `nst train` against a plain pytorch/examples-style loop, measured in the same run.
+
+Reference loop (pytorch/examples fast_neural_style/neural_style.py, transcribed): fp32, eager,
+NCHW; ``y = net(x)``, then VGG over ``y`` and over ``x`` up to the deepest style layer, content
+MSE at relu2_2, Gram MSE per style layer, ``Adam(lr=1e-3)`` with torch's default kernel.
+
+Optimized loop: the trainer's own step (train.trainer.forward_loss / build_loss / make_optimizer):
+content targets only up to relu2_2 under no_grad, one VGG pass over ``y`` for content and style,
+VGG channels-last, fused Adam; optionally bf16 autocast and torch.compile (flags).
+
+Same TransformerNet, same caffe VGG19, same layers and weights, same real photos (pre-cropped, so
+JPEG decoding, which the trainer does in DataLoader workers, is not part of either number). The
+two loops alternate step by step, so background load affects both alike. Medians of timed steps
+after warm-up.
+
+    python benchmarks/train_speed.py --batch-sizes 4,16 --size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nst_core.image_io import load_image  # noqa: E402
+from nst_core.transformer import TransformerNet  # noqa: E402
+from nst_core.vgg import VGGFeatures  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.data import center_crop  # noqa: E402
+from train.trainer import build_loss, forward_loss, make_optimizer  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+CONTENT, STYLE = ("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+def photos(folder: Path | None, count: int, size: int) -> torch.Tensor:
+    from PIL import Image
+
+    if folder is None or not folder.is_dir():
+        import skimage.data
+
+        folder = Path(os.path.dirname(skimage.data.__file__))
+        files = [folder / n for n in ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")]
+    else:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    out = [center_crop(Image.open(f).convert("RGB"), size) for f in files[:count]]
+    while len(out) < count:
+        out += out[: count - len(out)]
+    return torch.stack(out)
+
+
+def gram(f: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = f.shape
+    f = f.view(b, c, h * w)
+    return f.bmm(f.transpose(1, 2)) / (c * h * w)
+
+
+class Reference:
+    """pytorch/examples' training step, same network/VGG/layers/weights as the trainer."""
+
+    def __init__(self, style: torch.Tensor, cfg: TrainConfig) -> None:
+        torch.manual_seed(0)
+        self.net = TransformerNet.from_variant(cfg.variant)
+        self.vgg = VGGFeatures([*CONTENT, *STYLE], weights=cfg.vgg_weights)
+        self.opt = torch.optim.Adam(self.net.parameters(), cfg.lr)
+        self.cw, self.sw = cfg.content_weight, cfg.style_weight
+        with torch.no_grad():
+            feats = self.vgg(style.unsqueeze(0))
+        self.gram_style = {n: gram(feats[n]) for n in STYLE}
+
+    def step(self, x: torch.Tensor) -> float:
+        self.opt.zero_grad()
+        y = self.net(x)
+        features_y = self.vgg(y)
+        features_x = self.vgg(x)
+        content = self.cw * F.mse_loss(features_y[CONTENT[0]], features_x[CONTENT[0]])
+        style = sum(F.mse_loss(gram(features_y[n]), self.gram_style[n].expand(len(x), -1, -1)) for n in STYLE)
+        total = content + self.sw * style
+        total.backward()
+        self.opt.step()
+        return float(total.detach())
+
+
+class Optimized:
+    """The trainer's step (no DataLoader: both loops get the same tensors)."""
+
+    def __init__(self, style: torch.Tensor, cfg: TrainConfig, bf16: bool) -> None:
+        torch.manual_seed(0)
+        self.net = TransformerNet.from_variant(cfg.variant)
+        self.loss = build_loss(cfg, style, torch.device("cpu"))
+        self.opt = make_optimizer(self.net.parameters(), cfg, torch.device("cpu"))
+        self.forward = torch.compile(self.net) if cfg.compile else self.net
+        self.bf16 = bf16
+
+    def step(self, x: torch.Tensor) -> float:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with ctx:
+            terms = forward_loss(self.forward, self.loss, x)
+        terms["total"].backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return float(terms["total"].detach())
+
+
+def timed(fn, x) -> float:
+    t = time.perf_counter()
+    fn(x)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-sizes", default="4,16")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--steps", type=int, default=3, help="timed steps per loop and batch size")
+    p.add_argument("--steps-large", type=int, default=None, help="timed steps for batch sizes >= 16 (time box)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast in the optimized loop")
+    p.add_argument("--compile", action="store_true", help="torch.compile the transformer in the optimized loop")
+    p.add_argument("--photos", type=Path, default=SHARED / "photos")
+    p.add_argument("--style", type=Path, default=SHARED / "styles" / "candy.jpg")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(compile=args.compile)
+    style_file = args.style
+    if not style_file.is_file():
+        import skimage.data
+
+        style_file = Path(os.path.dirname(skimage.data.__file__)) / "coffee.png"
+    style = load_image(style_file, size=args.size)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}; network {cfg.variant}, caffe VGG19, "
+        f"{args.size} px, style {style_file.name}, photos {args.photos if args.photos.is_dir() else 'skimage'}"
+    )
+    print(
+        f"optimized loop: content-only-to-relu2_2, single VGG pass, VGG channels-last, "
+        f"fused Adam{', bf16 autocast' if args.bf16 else ''}{', torch.compile' if args.compile else ''}"
+    )
+    for bs in (int(b) for b in args.batch_sizes.split(",")):
+        x = photos(args.photos, bs, args.size)
+        ref, opt = Reference(style, cfg), Optimized(style, cfg, args.bf16)
+        for _ in range(args.warmup):
+            ref.step(x)
+            opt.step(x)
+        n = args.steps_large if (args.steps_large and bs >= 16) else args.steps
+        tr, to = [], []
+        for _ in range(n):  # alternate, so background load hits both loops alike
+            tr.append(timed(ref.step, x))
+            to.append(timed(opt.step, x))
+        mr, mo = statistics.median(tr), statistics.median(to)
+        print(
+            f"batch {bs:3d}: reference {bs / mr:6.2f} img/s (median {mr:.2f} s/step of {n}: "
+            f"{', '.join(f'{t:.2f}' for t in tr)}) | optimized {bs / mo:6.2f} img/s (median {mo:.2f} s/step: "
+            f"{', '.join(f'{t:.2f}' for t in to)}) | speed-up {mr / mo:.2f}x",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

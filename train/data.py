@@ -1,0 +1,306 @@
+"""Training images: a local folder or a `datasets` hub dataset, decoded and cropped in DataLoader workers.
+
+Resumption is exact because the order is a pure function of (seed, position): sample number
+``p`` is image ``perm(seed, epoch=p // n)[p % n]`` with a crop drawn from a generator seeded
+by ``(seed, p)``. Restarting the sampler at position ``p`` therefore replays the same stream
+whatever the number of workers. Unreadable images are replaced by the next readable one and
+reported by name, so a corrupt file is skipped and counted, never a crash.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from nst_core.errors import NSTError
+from nst_core.image_io import open_image
+
+_HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+@dataclass
+class ImageSource:
+    """An opened dataset: the `datasets` object, its image column and its length (None: unknown)."""
+
+    name: str
+    dataset: Any
+    column: str
+    length: int | None
+    streaming: bool
+
+
+def _image_column(ds: Any, name: str) -> str:
+    import datasets
+
+    features = getattr(ds, "features", None) or {}
+    for col, feat in features.items():
+        if isinstance(feat, datasets.Image):
+            return col
+    for col in ("image", "img"):
+        if col in features:
+            return col
+    raise NSTError(f"{name}: dataset has no image column (columns: {', '.join(features) or 'unknown'})")
+
+
+def open_source(data: str, split: str = "train", streaming: bool = False) -> ImageSource:
+    """Open a local image folder (recursive, via `imagefolder`) or a hub dataset; NSTError on failure."""
+    import datasets
+    from datasets import load_dataset
+
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    path = Path(data).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise NSTError(f"{data}: --data must be a folder of images or a dataset name, not a file")
+        try:
+            ds = load_dataset("imagefolder", data_dir=str(path), split="train", streaming=streaming)
+        except Exception as e:  # EmptyDatasetError, FileNotFoundError, ...
+            empty = ("doesn't contain any data files", "corresponds to no data")
+            if any(m in str(e) for m in empty) or type(e).__name__ in ("EmptyDatasetError", "FileNotFoundError"):
+                raise NSTError(f"{data}: no images found in this folder (searched recursively)") from None
+            raise NSTError(f"{data}: cannot read image folder ({type(e).__name__}: {_first_line(e)})") from None
+    else:
+        if not _HUB_NAME.match(data):
+            raise NSTError(f"{data}: no such folder")
+        try:
+            ds = load_dataset(data, split=split, streaming=streaming)
+        except Exception as e:
+            raise NSTError(
+                f"{data}: not a local folder, and loading it as a hub dataset failed "
+                f"({type(e).__name__}: {_first_line(e)})"
+            ) from None
+    column = _image_column(ds, data)
+    ds = ds.cast_column(column, datasets.Image(decode=False))  # we decode, so corrupt files can be skipped
+    if streaming:
+        splits = getattr(ds.info, "splits", None) or {}
+        info = splits.get("train" if path.exists() else split)
+        length = info.num_examples if info is not None and info.num_examples else None
+    else:
+        length = len(ds)
+    if length == 0:
+        raise NSTError(f"{data}: the dataset is empty")
+    return ImageSource(data, ds, column, length, streaming)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("path") or "<bytes>")
+    return str(getattr(value, "filename", "") or "<image>")
+
+
+def decode(value: Any, size: int) -> Image.Image:
+    """`datasets` image value (path/bytes dict or PIL image) -> RGB PIL image; NSTError when unreadable."""
+    if isinstance(value, Image.Image):
+        return open_image(value)
+    if not isinstance(value, dict):
+        raise NSTError(f"unexpected image value {type(value).__name__}")
+    raw = value.get("bytes")
+    try:
+        fp = io.BytesIO(raw) if raw else open(value["path"], "rb")  # noqa: SIM115 - closed by `with fp`
+    except OSError as e:
+        raise NSTError(f"{value.get('path')}: cannot open ({e})") from None
+    with fp:
+        try:
+            img = Image.open(fp)
+            img.draft("RGB", (2 * size, 2 * size))  # JPEG: decode at a reduced scale when it is big enough
+            img.load()
+        except Exception as e:  # anything Pillow throws on a bad file
+            raise NSTError(f"{_describe(value)}: unreadable ({type(e).__name__})") from None
+    return open_image(img)
+
+
+def random_crop(img: Image.Image, size: int, scale: Sequence[float], rng: np.random.Generator) -> torch.Tensor:
+    """Square crop of a random side (sqrt of an area fraction of the shorter side^2), resized to ``size``.
+
+    Returned as uint8 (3, size, size): a quarter of the bytes of float through the worker pipes.
+    """
+    w, h = img.size
+    short = min(w, h)
+    side = max(1, round(short * math.sqrt(rng.uniform(scale[0], scale[1]))))
+    left = int(rng.integers(0, w - side + 1))
+    top = int(rng.integers(0, h - side + 1))
+    crop = img.resize(
+        (size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side), reducing_gap=2.0
+    )
+    return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def center_crop(img: Image.Image, size: int) -> torch.Tensor:
+    """The central square, resized to ``size`` (for the fixed sample photos)."""
+    w, h = img.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    crop = img.resize((size, size), Image.Resampling.LANCZOS, box=box)
+    return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+class PositionSampler(Sampler[int]):
+    """Endless global sample positions ``start + rank, start + rank + world, ...`` (DistributedSampler-style)."""
+
+    def __init__(self, start: int = 0, rank: int = 0, world: int = 1) -> None:
+        self.start, self.rank, self.world = start, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        p = self.start + self.rank
+        while True:
+            yield p
+            p += self.world
+
+
+class CroppedImages(Dataset):
+    """Map-style: position -> (uint8 crop, position, names of unreadable files skipped on the way)."""
+
+    def __init__(self, source: ImageSource, size: int, scale: Sequence[float], seed: int) -> None:
+        self.ds, self.column, self.n = source.dataset, source.column, source.length or 0
+        self.size, self.scale, self.seed = size, tuple(scale), seed
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _index(self, position: int) -> int:
+        epoch = position // self.n
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, epoch_permutation(self.n, self.seed, epoch))
+        return int(self._perm[1][position % self.n])
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, list[str]]:
+        rng = np.random.default_rng([self.seed, position])
+        idx = self._index(position)
+        skipped: list[str] = []
+        for k in range(self.n):  # the next readable image stands in for a corrupt one
+            value = self.ds[(idx + k) % self.n][self.column]
+            try:
+                return random_crop(decode(value, self.size), self.size, self.scale, rng), position, skipped
+            except NSTError:
+                skipped.append(_describe(value))
+        raise NSTError("no readable image in the dataset (every file failed to decode)")
+
+
+class StreamedImages(IterableDataset):
+    """Streaming hub data: a seeded shuffle per epoch; this process takes every ``world``-th sample.
+
+    Positions count samples of the stream (epoch-major), so resumption skips exactly what was used.
+    Runs in the main process (num_workers=0): `datasets` shards streams across workers itself.
+    """
+
+    def __init__(
+        self,
+        source: ImageSource,
+        size: int,
+        scale: Sequence[float],
+        seed: int,
+        start: int,
+        rank: int = 0,
+        world: int = 1,
+        shuffle_buffer: int = 1000,
+    ) -> None:
+        self.source, self.size, self.scale, self.seed = source, size, tuple(scale), seed
+        self.start, self.rank, self.world, self.buffer = start, rank, world, shuffle_buffer
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int, list[str]]]:
+        n = self.source.length
+        epoch, offset = (self.start // n, self.start % n) if n else (0, self.start)
+        position = self.start
+        skipped: list[str] = []
+        while True:
+            stream = self.source.dataset.shuffle(seed=self.seed + epoch, buffer_size=self.buffer)
+            if offset:
+                stream = stream.skip(offset)
+            yielded = False
+            for row in stream:
+                yielded = True
+                mine = position % self.world == self.rank
+                position += 1
+                if not mine:
+                    continue
+                value = row[self.source.column]
+                try:
+                    img = decode(value, self.size)
+                except NSTError:
+                    skipped.append(_describe(value))
+                    continue
+                rng = np.random.default_rng([self.seed, position - 1])
+                yield random_crop(img, self.size, self.scale, rng), position - 1, skipped
+                skipped = []
+            if not yielded:
+                raise NSTError(f"{self.source.name}: the stream yielded no images")
+            epoch, offset = epoch + 1, 0
+
+
+def collate(items: list[tuple[torch.Tensor, int, list[str]]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    images = torch.stack([it[0] for it in items])
+    positions = torch.tensor([it[1] for it in items], dtype=torch.long)
+    return images, positions, [name for it in items for name in it[2]]
+
+
+def make_loader(
+    source: ImageSource,
+    size: int,
+    batch_size: int,
+    scale: Sequence[float],
+    seed: int,
+    start: int,
+    num_workers: int,
+    rank: int = 0,
+    world: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """An endless loader of (uint8 images, positions, skipped names) starting at global position ``start``."""
+    if source.streaming:
+        ds = StreamedImages(source, size, scale, seed, start, rank, world)
+        return DataLoader(ds, batch_size=batch_size, num_workers=0, collate_fn=collate, pin_memory=pin_memory)
+    ds = CroppedImages(source, size, scale, seed)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=PositionSampler(start, rank, world),
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+
+
+def sample_photos(source: ImageSource, count: int, size: int) -> tuple[torch.Tensor, list[str]]:
+    """The first ``count`` readable images, center-cropped: the fixed set stylized for sample grids.
+
+    Also validates the data before training: NSTError when nothing at all can be decoded.
+    """
+    photos: list[torch.Tensor] = []
+    skipped: list[str] = []
+    rows = iter(source.dataset)
+    for row in rows:
+        value = row[source.column]
+        try:
+            photos.append(center_crop(decode(value, size), size))
+        except NSTError:
+            skipped.append(_describe(value))
+            continue
+        if len(photos) == count:
+            break
+    if not photos:
+        raise NSTError(f"{source.name}: none of the {len(skipped)} image file(s) could be read")
+    return torch.stack(photos), skipped
