@@ -2,7 +2,7 @@
 
 Both methods run on the same content/style images at the same size, each in its own
 subprocess (so peak RSS is per method), in this one run. pastiche's output is scored with the
-fixed nst_core metric (caffe VGG19, default layers and weights, no TV); nst_core then runs
+fixed nst_core metric (caffe VGG19, default layers, pastiche's weights, no TV); nst_core then runs
 coarse-to-fine and stops as soon as it reaches that score. Reported: pastiche's loop time,
 nst_core's time to the target, the ratio, and peak memory.
 
@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# pastiche's own objective in nst_core's scaling, times 100: its content term is 0.01 * MSE(relu4_2)
+# and its style term 10/C^2 * MSE of Grams divided by H*W, which is 10 * nst_core's Gram/(C*H*W) MSE.
+# Scoring (and stopping) with it means both methods minimise the same objective.
+METRIC = {"content": 1.0, "style": 1000.0, "tv": 0.0}
 
 
 def default_images() -> tuple[Path, Path]:
@@ -51,11 +55,11 @@ def run_pastiche(content: str, style: str, size: int, steps: int, out: str) -> d
 
 
 def score(content: str, style: str, image: str, size: int) -> dict:
-    """The fixed metric: nst_core's default content + style loss (caffe VGG19), TV excluded."""
+    """The fixed metric: nst_core's content + style loss (caffe VGG19, default layers) weighted like pastiche."""
     from nst_core.image_io import load_image
     from nst_core.losses import LossWeights, PerceptualLoss
 
-    loss = PerceptualLoss.build(LossWeights(tv=0.0))
+    loss = PerceptualLoss.build(LossWeights(**METRIC))
     c = load_image(content, size).unsqueeze(0)
     loss.set_style([load_image(style, size).unsqueeze(0)])
     img = load_image(image).unsqueeze(0)
@@ -84,7 +88,7 @@ def run_ours(
     from nst_core.optimize import optimize
 
     t0 = time.perf_counter()
-    loss = PerceptualLoss.build(LossWeights(tv=0.0))
+    loss = PerceptualLoss.build(LossWeights(**METRIC))
     setup = time.perf_counter() - t0
     res = optimize(
         content,
@@ -94,6 +98,9 @@ def run_ours(
         scales=scales,
         coarse_steps=coarse_steps,
         stop_loss=target,
+        content_weight=METRIC["content"],
+        style_weight=METRIC["style"],
+        tv_weight=METRIC["tv"],
         loss_fn=loss,
         progress=False,
         device="cpu",

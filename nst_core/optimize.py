@@ -39,8 +39,8 @@ class OptimizeConfig:
     optimizer: str = "lbfgs"
     lr: float = 0.02  # Adam only: step size in [0, 1] pixel units
     init: str = "content"  # content | noise | path of an image
-    content_weight: float = 1.0
-    style_weight: float = 1e3
+    content_weight: float = LossWeights.content
+    style_weight: float = LossWeights.style
     tv_weight: float = 0.0
     content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS
     style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
@@ -147,6 +147,18 @@ def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v.detach()) for k, v in terms.items()}
 
 
+def _lbfgs(p: torch.Tensor, n: int) -> torch.optim.LBFGS:
+    """L-BFGS doing exactly one objective evaluation per step (no line search), at most ``n``.
+
+    tolerance_change=0: torch's first step is 1/|g|_1 long, and on a large image it can leave the
+    float32 loss bit-identical, which any positive tolerance reads as convergence (it stopped 512 px
+    runs after one step). The step budget is ours; stop only when no descent direction is left.
+    """
+    return torch.optim.LBFGS(
+        [p], lr=1.0, max_iter=n, max_eval=n, history_size=100, tolerance_grad=1e-12, tolerance_change=0.0
+    )
+
+
 class _Run:
     """State shared by the scales of one run: step count, timings, history, progress bar."""
 
@@ -166,12 +178,9 @@ class _Run:
         # Optimise in 0-255 units with the objective scaled to a fixed start value: L-BFGS's first
         # step and curvature estimate are scale-sensitive, and this keeps them sane for any weights.
         p = x.detach().mul(PIXEL_SCALE).contiguous().requires_grad_(True)  # contiguous: L-BFGS views it flat
-        if cfg.optimizer == "lbfgs":
-            opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                [p], lr=1.0, max_iter=n, max_eval=n, history_size=100, tolerance_grad=1e-12, tolerance_change=1e-16
-            )
-        else:
-            opt = torch.optim.Adam([p], lr=cfg.lr * PIXEL_SCALE)
+        opt: torch.optim.Optimizer = (
+            _lbfgs(p, n) if cfg.optimizer == "lbfgs" else torch.optim.Adam([p], lr=cfg.lr * PIXEL_SCALE)
+        )
         norm: list[float] = []
         size = f"{x.shape[-1]}x{x.shape[-2]}"
 
@@ -190,7 +199,15 @@ class _Run:
 
         try:
             if cfg.optimizer == "lbfgs":
-                opt.step(closure)
+                # torch's L-BFGS returns early when float32 round-off makes its direction non-descending
+                # or its step vanish; restart it with a fresh history until the step budget is spent.
+                end = self.step + n
+                while True:
+                    before = self.step
+                    opt.step(closure)
+                    if self.step >= end or self.step - before < 3:  # budget spent, or converged
+                        break
+                    opt = _lbfgs(p, end - self.step)
             else:
                 for _ in range(n):
                     opt.step(closure)

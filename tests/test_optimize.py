@@ -13,7 +13,7 @@ from nst_core.cli import main
 from nst_core.color import rgb_to_ycbcr
 from nst_core.errors import NSTError
 from nst_core.image_io import load_image
-from nst_core.optimize import OptimizeConfig, optimize
+from nst_core.optimize import OptimizeConfig, _lbfgs, optimize
 
 FAST = {"size": 64, "progress": False}
 
@@ -21,9 +21,27 @@ FAST = {"size": 64, "progress": False}
 def test_lbfgs_lowers_loss_by_a_large_factor(content_path: Path, style_path: Path) -> None:
     res = optimize(content_path, style_path, steps=20, **FAST)
     assert res.size == (64, 64) and res.steps == 20
-    assert res.loss["total"] < res.initial_loss["total"] / 5
+    assert res.loss["total"] < res.initial_loss["total"] / 4
     assert res.tensor.shape == (1, 3, 64, 64) and res.tensor.min() >= 0 and res.tensor.max() <= 1
     assert res.image.size == (64, 64)
+
+
+def test_lbfgs_spends_its_budget_when_the_first_step_leaves_the_loss_unchanged() -> None:
+    # torch's first L-BFGS step is 1/|g|_1 long; on a large objective it can leave the float32 loss
+    # bit-identical (seen on 512 px images), which a positive tolerance_change took for convergence.
+    p = torch.ones(1000, requires_grad=True)
+    evals: list[float] = []
+
+    def closure() -> torch.Tensor:
+        p.grad = None
+        loss = 1e5 + 1e-3 * (p**2).sum()
+        loss.backward()
+        evals.append(float(loss))
+        return loss
+
+    _lbfgs(p, 20).step(closure)
+    assert evals[1] == evals[0]  # the situation under test did happen
+    assert float(p.detach().abs().max()) < 0.01  # and it went on to the minimum (it used to stop at ~0.999)
 
 
 def test_adam_and_noise_init_lower_loss(content_path: Path, style_path: Path) -> None:
@@ -34,7 +52,7 @@ def test_adam_and_noise_init_lower_loss(content_path: Path, style_path: Path) ->
 def test_coarse_to_fine_runs_every_scale(content_path: Path, style_path: Path) -> None:
     res = optimize(content_path, style_path, steps=8, coarse_steps=6, scales=2, **FAST)
     assert res.steps == 14 and res.size == (64, 64)
-    assert res.loss["total"] < res.initial_loss["total"] / 5
+    assert res.loss["total"] < res.initial_loss["total"] / 4
 
 
 def test_single_style_blend_one_equals_style_alone(content_path: Path, style_path: Path) -> None:
