@@ -32,19 +32,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import cpu_model
 from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -141,10 +142,7 @@ def main() -> None:
 
         style_file = Path(os.path.dirname(skimage.data.__file__)) / "coffee.png"
     style = load_image(style_file, size=args.size)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{torch.get_num_threads()} torch threads; load average {os.getloadavg()[0]:.2f}"
-    )
+    print(f"machine: {describe()}")
     print(
         f"torch {torch.__version__}, python {platform.python_version()}; network {cfg.variant}, caffe VGG19, "
         f"{args.size} px, style {style_file.name}, photos {args.photos if args.photos.is_dir() else 'skimage'}"

