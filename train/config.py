@@ -42,7 +42,7 @@ class TrainConfig:
     # loss (caffe VGG19; see configs/default.yaml for the calibration note)
     vgg_weights: str = "caffe"
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 0.2
     tv_weight: float = 0.0
     content_layers: list[str] = field(default_factory=lambda: ["relu2_2"])
     style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
