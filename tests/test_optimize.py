@@ -36,7 +36,7 @@ def test_lbfgs_spends_its_budget_when_the_first_step_leaves_the_loss_unchanged()
         p.grad = None
         loss = 1e5 + 1e-3 * (p**2).sum()
         loss.backward()
-        evals.append(float(loss))
+        evals.append(float(loss.detach()))
         return loss
 
     _lbfgs(p, 20).step(closure)
