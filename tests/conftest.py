@@ -60,3 +60,13 @@ def tiny_onnx(tmp_path_factory) -> Path:
     net = TransformerNet.from_variant("small").eval()
     out = tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx"
     return export_onnx(net, out, metadata={"style": "tiny-test"}).path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module: deterministic, and far faster than 2 spinning threads on a
+    shared CPU at the tiny sizes of the training tests."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,36 +6,22 @@ import contextlib
 import io
 import itertools
 import json
-import os
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from infer.compare import FILES, compare, find_reach, grid_size, parse_steps
 from nst_core.cli import main
 from nst_core.errors import NSTError
+from tests.conftest import skimage_photo
 from train.config import build_config
 from train.trainer import run_training
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PHOTOS = ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
 SIZE, TILE, STEPS = 48, 64, (5, 10)
-
-
-def skimage_photo(name: str) -> Path:
-    import skimage.data
-
-    return Path(os.path.dirname(skimage.data.__file__)) / name
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: far faster than 2 spinning threads on a shared CPU at these tiny sizes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

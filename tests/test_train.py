@@ -18,24 +18,18 @@ from safetensors.torch import load_file
 from nst_core.checkpoint_io import load_network
 from nst_core.cli import main
 from nst_core.errors import NSTError
+from tests.conftest import skimage_photo
 from train.checkpoint import TRAINING_STATE
 from train.config import TrainConfig, build_config, read_yaml
 from train.trainer import run_training
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
 #: Resumed vs. uninterrupted weights: same ops in the same order on the same thread count, so
 #: they agree to float32 rounding; the tolerance only absorbs oneDNN's run-to-run reassociation.
 RESUME_ATOL = 1e-5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: deterministic, and far faster than 2 spinning threads on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +42,6 @@ def photo_dir(tmp_path_factory) -> Path:
         img.thumbnail((96, 96))
         img.save(root / ("sub" if i == 3 else ".") / f"{Path(name).stem}.jpg", quality=90)
     return root
-
-
-def skimage_photo(name: str) -> Path:
-    import skimage.data
-
-    return Path(os.path.dirname(skimage.data.__file__)) / name
 
 
 def tiny(tmp_path: Path, photo_dir: Path, style_path: Path, **kw) -> TrainConfig:
