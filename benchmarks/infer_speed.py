@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from machine import cpu_model
 from PIL import Image
+
+from nst_core.machine import cpu_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -28,7 +28,7 @@ import re
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from nst_core.image_io import (
     tensor_to_pil,
 )
 from nst_core.losses import LossWeights, PerceptualLoss
+from nst_core.machine import cpu_model
 from nst_core.optimize import OptimizeConfig, optimize, resolve_device
 
 DEFAULT_STEPS = (50, 100, 300, 500)
@@ -304,17 +305,8 @@ def display_name(source: str | os.PathLike) -> str:
 
 def machine_info(device: torch.device) -> dict[str, Any]:
     """CPU model, core count, library versions and the device the iterative method ran on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
@@ -481,14 +473,7 @@ def compare(
     w = training_loss(net.metadata, model) if weights == "model" else weights or LossWeights()
     if not isinstance(w, LossWeights):
         raise NSTError(f"metric must be a LossWeights, 'model' or None, got {weights!r}")
-    w = LossWeights(
-        content=w.content,
-        style=w.style,
-        tv=0.0,
-        content_layers=w.content_layers,
-        style_layers=w.style_layers,
-        style_layer_weights=w.style_layer_weights,
-    )
+    w = replace(w, tv=0.0)  # the metric never includes TV
 
     warnings: list[str] = []
     style_name = display_name(style)
