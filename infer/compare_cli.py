@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from nst_core.cli import name_list, nonneg_float, positive_int
+from nst_core.cli_options import name_list, nonneg_float, positive_int
 from nst_core.errors import NSTError
 from nst_core.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LossWeights
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from nst_core.cli import positive_float
+from nst_core.cli_options import positive_float
 
 
 def _opset(text: str) -> int:

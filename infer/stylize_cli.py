@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nst_core.cli import positive_int
+from nst_core.cli_options import positive_int
 from nst_core.errors import NSTError
 from nst_core.image_io import BUILTIN_PREFIX, SAVE_FORMATS, encode_image, image_format, save_image
 

@@ -45,8 +45,8 @@ def unwrap(net: nn.Module) -> nn.Module:
             return net
 
 
-def _metadata_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """safetensors metadata must be str -> str; dicts/lists become JSON, the rest str()."""
+def metadata_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """safetensors and ONNX metadata must be str -> str; dicts/lists become JSON, the rest str()."""
     out = {}
     for key, value in metadata.items():
         out[str(key)] = (
@@ -81,7 +81,7 @@ def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str,
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(state, tmp, metadata=_metadata_strings(meta))
+        save_file(state, tmp, metadata=metadata_strings(meta))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

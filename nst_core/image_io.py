@@ -1,7 +1,9 @@
 """Reading, resizing, converting and atomically saving images.
 
 Everything the rest of the toolkit sees is an RGB float tensor in [0, 1], shaped (3, H, W)
-or (N, 3, H, W); every odd file format is dealt with here, once.
+or (N, 3, H, W), or the same as a NumPy array for onnxruntime; every odd file format and every
+image idiom (resize by the longer side, centre crop, atomic write, which files are images) lives
+here, once. torch is imported only by the tensor functions, so the ONNX path runs without it.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from nst_core.errors import NSTError
+
+if TYPE_CHECKING:
+    import torch
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never a half-grey picture
 
@@ -119,14 +124,50 @@ def scaled_size(width: int, height: int, longer_side: int | None) -> tuple[int, 
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def resize_longer(img: Image.Image, size: int | None) -> Image.Image:
+    """``img`` with its longer side resized to ``size`` (Lanczos), aspect kept; unchanged for None."""
+    target = scaled_size(*img.size, size)
+    return img if target == img.size else img.resize(target, Image.Resampling.LANCZOS)
+
+
+def center_crop(img: Image.Image, size: int | None = None) -> Image.Image:
+    """The largest centred square of ``img``, resized to ``size`` x ``size`` when given."""
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    box = (left, top, left + side, top + side)
+    if size is None:
+        return img.crop(box)
+    return img.resize((size, size), Image.Resampling.LANCZOS, box=box)
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """RGB PIL image -> (3, H, W) float32 array in [0, 1] (same values as `pil_to_tensor`), for onnxruntime."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)) / np.float32(255.0)
+
+
+def array_to_pil(arr: np.ndarray) -> Image.Image:
+    """(3, H, W) or (1, 3, H, W) float array, clamped to [0, 1] -> 8-bit RGB PIL image (rounded to nearest)."""
+    if arr.ndim == 4:
+        arr = arr[0]
+    out = np.rint(np.clip(arr, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(out.transpose(1, 2, 0)), "RGB")
+
+
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """8-bit RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    import torch
+
     arr = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy for torch
     return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0).contiguous()
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
     """Float tensor (3, H, W) or (1, 3, H, W), any range -> 8-bit RGB PIL image (clamped to [0, 1])."""
+    import torch
+
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"expected a tensor, got {type(t).__name__}")
     if t.dim() == 4:
         if t.shape[0] != 1:
             raise ValueError(f"expected a single image, got a batch of {t.shape[0]}")
@@ -137,15 +178,13 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
 
 def load_image(source: str | os.PathLike | bytes | Image.Image, size: int | None = None) -> torch.Tensor:
     """Read any Pillow-readable image as an RGB tensor (3, H, W) in [0, 1], longer side resized to ``size``."""
-    img = open_image(source)
-    target = scaled_size(*img.size, size)
-    if target != img.size:
-        img = img.resize(target, Image.Resampling.LANCZOS)
-    return pil_to_tensor(img)
+    return pil_to_tensor(resize_longer(open_image(source), size))
 
 
 def resize_tensor(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize a (N, 3, H, W) or (3, H, W) tensor to (height, width), antialiased when shrinking."""
+    import torch.nn.functional as F
+
     squeeze = t.dim() == 3
     x = t.unsqueeze(0) if squeeze else t
     if tuple(x.shape[-2:]) == tuple(size):
@@ -155,24 +194,83 @@ def resize_tensor(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y[0] if squeeze else y
 
 
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """``path``'s folder must exist and be writable; NSTError naming the path otherwise. Returns ``path``.
+
+    Called where an output path enters, before any work, so a long run never fails at the end.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise NSTError(f"{path}: is a folder; give a file name")
+    if not parent.is_dir():
+        raise NSTError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise NSTError(f"{path}: output folder {parent} is not writable")
+    return path
+
+
+def check_output_image(path: str | os.PathLike) -> Path:
+    """An output image path: a known extension and a writable folder (see `check_output_folder`)."""
+    image_format(path)
+    return check_output_folder(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
 
-    A crash or an exception leaves no half-written file behind, and never a truncated ``path``.
+    A crash or an exception leaves no half-written file behind, and never a truncated ``path``. The
+    file gets the permissions any program's new file gets (0666 minus the umask), not mkstemp's 0600.
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise NSTError(f"{path}: output folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=parent)
+    except OSError as e:
+        raise NSTError(f"{path}: cannot write ({e.strerror or e})") from None
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# ------------------------------------------------------------------------------------------ which files are images
+
+
+@cache
+def readable_extensions() -> frozenset[str]:
+    """Every file extension Pillow (with its installed plugins) can open, asked from its registry."""
+    Image.init()
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True for a file whose extension Pillow reads (by name only: the content is checked on opening)."""
+    return Path(path).suffix.lower() in readable_extensions()
+
+
+def scan_images(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) under ``folder``, recursively, sorted; hidden files and folders left out."""
+    images, others = [], []
+    root = Path(folder)
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
+            continue
+        (images if is_image_file(p) else others).append(p)
+    return images, others
 
 
 def image_format(path: str | os.PathLike) -> str:

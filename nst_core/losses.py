@@ -7,17 +7,14 @@ style targets are computed once, and every call returns each term apart for logg
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nst_core.errors import NSTError
+from nst_core.loss_weights import LossWeights
 from nst_core.vgg import VGGFeatures
-
-DEFAULT_CONTENT_LAYERS = ("relu4_2",)
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -47,35 +44,6 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
-
-
-@dataclass
-class LossWeights:
-    """Weights of the three terms and of each style layer.
-
-    Defaults are jcjohnson/neural-style's (content 5, style 100): same caffe VGG19, Gram / (C*H*W), mean
-    squared errors, so the same balance; checked by eye at 512 px on several styles (benchmarks/README.md).
-    """
-
-    content: float = 5.0
-    style: float = 100.0
-    tv: float = 0.0
-    content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS
-    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
-    style_layer_weights: Sequence[float] | None = None  # None: 1 for every layer
-    layer_weights: Mapping[str, float] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.content_layers, self.style_layers = tuple(self.content_layers), tuple(self.style_layers)
-        if not self.content_layers and not self.style_layers:
-            raise NSTError("need at least one content or style layer")
-        sw = self.style_layer_weights
-        if sw is not None and len(sw) != len(self.style_layers):
-            raise NSTError(f"{len(sw)} style layer weights for {len(self.style_layers)} style layers")
-        self.layer_weights = dict(zip(self.style_layers, sw if sw is not None else [1.0] * len(self.style_layers)))
-        for name, value in (("content", self.content), ("style", self.style), ("tv", self.tv)):
-            if value < 0:
-                raise NSTError(f"{name} weight must be >= 0, got {value}")
 
 
 def blend_weights(n_styles: int, blend: Sequence[float] | None) -> list[float]:

