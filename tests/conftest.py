@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
+
+from nst_core.cli import main
+from nst_core.transformer import TransformerNet
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -70,3 +74,43 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- helpers of the export and stylize tests
+
+#: onnxruntime (CPU, fp32) vs PyTorch eager on the same network: observed ~1e-6; anything near one
+#: 8-bit level (4e-3) would be a real export bug.
+ORT_TOLERANCE = 1e-4
+
+
+def tiny_net() -> TransformerNet:
+    """The network the `tiny_onnx` fixture exports (same seed, same variant)."""
+    torch.manual_seed(1234)
+    return TransformerNet.from_variant("small").eval()
+
+
+def photo(tmp_path: Path, name: str = "astronaut.png", size: int = 64, fmt: str = "png") -> Path:
+    img = Image.open(skimage_photo(name)).convert("RGB")
+    img.thumbnail((size, size))
+    out = tmp_path / f"{Path(name).stem}.{fmt}"
+    img.save(out)
+    return out
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files an interrupted atomic write would leave."""
+    return [p for p in folder.rglob("*") if ".tmp" in p.name]
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str, *needles: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nst "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, err)
