@@ -1,4 +1,4 @@
-"""Iterative optimizer vs the `pastiche` package: time to reach pastiche's 500-step loss.
+"""Iterative optimizer vs the `pastiche` package: time to reach pastiche's loss after N steps (default 500).
 
 Both methods run on the same content/style images at the same size, each in its own
 subprocess (so peak RSS is per method), in this one run. pastiche's output is scored with the
@@ -99,6 +99,7 @@ def run_ours(
     max_steps: int,
     out: str,
     channels_last: bool,
+    device: str = "cpu",
 ) -> dict:
     """nst_core.optimize, stopping once the metric reaches ``target``; VGG load timed apart."""
     from nst_core.image_io import save_image
@@ -116,12 +117,10 @@ def run_ours(
         scales=scales,
         coarse_steps=coarse_steps,
         stop_loss=target,
-        content_weight=METRIC["content"],
-        style_weight=METRIC["style"],
-        tv_weight=METRIC["tv"],
+        loss=loss.weights,
         loss_fn=loss,
         progress=False,
-        device="cpu",
+        device=device,
         channels_last=channels_last,
     )
     save_image(res.image, out)
@@ -160,6 +159,7 @@ def main() -> None:
     ap.add_argument("--coarse-steps", type=int, default=150)
     ap.add_argument("--max-steps", type=int, default=500, help="cap on nst_core steps at the final scale")
     ap.add_argument("--ablation", action="store_true", help="also run single-scale and channels-first variants")
+    ap.add_argument("--device", default="cpu", help="device of nst_core's run (pastiche runs on the CPU)")
     ap.add_argument("--content")
     ap.add_argument("--style")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -196,6 +196,7 @@ def main() -> None:
                 max_steps=args.max_steps,
                 out=o_out,
                 channels_last=cl,
+                device=args.device,
             )
             o_score = spawn("score", content=content, style=style, image=o_out, size=size)["total"]
             row = {
@@ -216,8 +217,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(
-        "\n| size | variant | pastiche 500 steps (s) | nst_core to same loss (s) | steps | speed-up | "
-        "loss pastiche / ours | peak RSS pastiche / ours (MB) |"
+        f"\n| size | variant | pastiche {args.pastiche_steps} steps (s) | nst_core to same loss (s) | steps | "
+        "speed-up | loss pastiche / ours | peak RSS pastiche / ours (MB) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -200,7 +200,7 @@ def check_output_folder(path: str | os.PathLike) -> Path:
     Called where an output path enters, before any work, so a long run never fails at the end.
     """
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent  # Path("out.png").parent is Path(".")
     if path.is_dir():
         raise NSTError(f"{path}: is a folder; give a file name")
     if not parent.is_dir():
@@ -226,11 +226,12 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
 
-    A crash or an exception leaves no half-written file behind, and never a truncated ``path``. The
+    A crash or an exception leaves no half-written file behind, and never a truncated ``path``; an OS
+    error while writing (full disk, permissions) becomes an NSTError naming ``path``. The
     file gets the permissions any program's new file gets (0666 minus the umask), not mkstemp's 0600.
     """
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     if not parent.is_dir():
         raise NSTError(f"{path}: output folder {parent} does not exist")
     try:
@@ -242,6 +243,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a vanished folder...: one line naming the path, nothing left behind
+        Path(tmp).unlink(missing_ok=True)
+        raise NSTError(f"{path}: cannot write ({e.strerror or e})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

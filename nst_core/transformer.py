@@ -100,8 +100,24 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 4 else "replicate")
-        y = self.decoder(self.residuals(self.encoder(x)))
+        y = self.decoder(self.residuals(self.encoder(pad_for_network(x))))
         return torch.sigmoid(y[..., :h, :w])
+
+
+#: Smallest padded side: the 9x9 input conv reflects 4 pixels, so it needs 5; the bottleneck (1/4
+#: size) reflects 1 pixel, so it needs 2, i.e. 8 at full size.
+MIN_PADDED_SIDE = 8
+
+
+def pad_for_network(x: torch.Tensor) -> torch.Tensor:
+    """Pad the bottom/right of (N, 3, H, W) to a multiple of 4 and at least 8 per side, so any size >= 1 works.
+
+    Reflection where the image is larger than the padding (no edge seam), else edge replication.
+    """
+    h, w = x.shape[-2:]
+    pad_h = max(MIN_PADDED_SIDE, -(-h // 4) * 4) - h
+    pad_w = max(MIN_PADDED_SIDE, -(-w // 4) * 4) - w
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

@@ -1,0 +1,200 @@
+"""The shared pieces every command uses: argparse types and help, image idioms, the network at any size."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_core.cli_options import (
+    HelpFormatter,
+    add_loss_options,
+    list_of,
+    loss_from_args,
+    nonneg_float,
+    number,
+    positive_int,
+    unit_float,
+)
+from nst_core.errors import NSTError
+from nst_core.image_io import (
+    array_to_pil,
+    center_crop,
+    check_output_folder,
+    is_image_file,
+    pil_to_array,
+    pil_to_tensor,
+    readable_extensions,
+    resize_longer,
+    save_image,
+    scan_images,
+    tensor_to_pil,
+)
+from nst_core.loss_weights import LossWeights
+from nst_core.transformer import TransformerNet
+
+# ------------------------------------------------------------------------------------------------ argparse types
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "value"),
+    [(positive_int, "3", 3), (nonneg_float, "0", 0.0), (unit_float, "1", 1.0), (number(int, 13, 23), "18", 18)],
+)
+def test_number_types_accept_values_in_range(kind, text: str, value: float) -> None:
+    assert kind(text) == value
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        (positive_int, "0", "must be > 0"),
+        (positive_int, "1.5", "expected an integer"),
+        (nonneg_float, "-1e-9", "must be >= 0"),
+        (nonneg_float, "nan", "must be >= 0"),
+        (unit_float, "1.01", "in [0, 1]"),
+        (number(float, 0, 1, high_open=True), "1", "in [0, 1)"),
+        (number(int, 13, 23), "24", "in [13, 23]"),
+    ],
+)
+def test_number_types_reject_with_the_range(kind, text: str, message: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+        kind(text)
+
+
+def test_list_of_checks_each_item_and_the_count() -> None:
+    assert list_of(nonneg_float)("1, 2.5") == [1.0, 2.5]
+    with pytest.raises(argparse.ArgumentTypeError):
+        list_of(nonneg_float)("1,-2")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected 2"):
+        list_of(nonneg_float, 2)("1")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="t", formatter_class=HelpFormatter)
+    p.add_argument("--size", type=positive_int, default=512, help="longer side")
+    p.add_argument("--model", required=True, help="the model")
+    p.add_argument("--coarse-steps", type=positive_int, help="steps (default: --steps)")
+    p.add_argument("--flag", action="store_true", help="a switch")
+    add_loss_options(p, LossWeights())
+    return p
+
+
+def test_help_shows_defaults_and_ranges_as_typed_never_none() -> None:
+    text = " ".join(_parser().format_help().split())
+    assert "longer side; > 0 (default: 512)" in text
+    assert "(default: relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)" in text  # a list as the user types it
+    assert "(default: 5)" in text and "(default: 100)" in text  # the loss weights
+    assert "None" not in text and "'" not in text and "the model (default" not in text
+    assert "(default: --steps)" in text and text.count("(default: --steps)") == 1
+    assert "a switch (default" not in text
+
+
+def test_loss_options_only_given_leave_the_base_alone() -> None:
+    p = argparse.ArgumentParser()
+    base = LossWeights(content=1, style=0.2)
+    add_loss_options(p, base, only_given=True)
+    assert loss_from_args(p.parse_args([]), base) == base
+    w = loss_from_args(p.parse_args(["--style-weight", "3", "--style-layers", "relu1_1"]), base)
+    assert (w.content, w.style, w.style_layers) == (1, 3, ("relu1_1",))
+    with pytest.raises(NSTError, match="relu9_9"):
+        loss_from_args(p.parse_args(["--content-layers", "relu9_9"]), base)
+
+
+def test_loss_weights_round_trip_through_a_config_mapping() -> None:
+    w = LossWeights(content=2, style_layers=["relu1_1", "relu2_1"], style_layer_weights=[1, 0.5])
+    assert LossWeights.from_dict(w.to_dict()) == w
+    assert LossWeights.from_dict({"style": 7}, base=w).style_layer_weights == (1.0, 0.5)
+    with pytest.raises(NSTError, match=re.escape("cfg.yaml: unknown loss key 'styel'")):
+        LossWeights.from_dict({"styel": 1}, source="cfg.yaml")
+
+
+def test_nst_help_does_not_import_torch() -> None:
+    code = "import sys; from nst_core.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+    code += "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+# ------------------------------------------------------------------------------------------------ image idioms
+
+
+def test_extensions_come_from_pillow_registry(tmp_path: Path) -> None:
+    exts = readable_extensions()
+    assert {".jpg", ".jpeg", ".png", ".webp", ".tif"} <= exts
+    assert is_image_file(tmp_path / "A.JPEG") and not is_image_file(tmp_path / "notes.txt")
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "sub" / "a.png")
+    (tmp_path / "b.txt").write_text("x")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    images, others = scan_images(tmp_path)
+    assert images == [tmp_path / "sub" / "a.png"] and others == [tmp_path / "b.txt"]
+
+
+def test_resize_center_crop_and_array_round_trip() -> None:
+    img = Image.new("RGB", (300, 200), (10, 20, 30))
+    assert resize_longer(img, 150).size == (150, 100) and resize_longer(img, None) is img
+    assert center_crop(img).size == (200, 200) and center_crop(img, 64).size == (64, 64)
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (7, 5, 3), dtype=np.uint8))
+    arr = pil_to_array(photo)
+    assert arr.shape == (3, 7, 5) and arr.dtype == np.float32
+    assert np.array_equal(np.asarray(array_to_pil(arr)), np.asarray(photo))
+    assert np.allclose(arr, pil_to_tensor(photo).numpy())  # the ONNX and PyTorch paths see the same values
+    assert np.array_equal(np.asarray(tensor_to_pil(torch.from_numpy(arr))), np.asarray(photo))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_output_folder_not_writable(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    with pytest.raises(NSTError, match="not writable"):
+        check_output_folder(ro / "out.png")
+
+
+def test_output_checks_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(NSTError, match="is a folder"):
+        check_output_folder(tmp_path)
+    with pytest.raises(NSTError, match="does not exist"):
+        check_output_folder(tmp_path / "no" / "out.png")
+    assert check_output_folder(tmp_path / "out.png") == tmp_path / "out.png"
+
+
+def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    import errno
+
+    from nst_core.image_io import atomic_path
+
+    message = re.escape(f"{tmp_path / 'out.bin'}: cannot write (No space left on device)")
+    with pytest.raises(NSTError, match=message), atomic_path(tmp_path / "out.bin") as tmp:
+        tmp.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        out = save_image(Image.new("RGB", (4, 4)), tmp_path / "out.png")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+# ------------------------------------------------------------------------------------------------ network
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (4, 4), (5, 7), (9, 4), (17, 12)])
+def test_transformer_net_takes_any_size(size: tuple[int, int]) -> None:
+    net = TransformerNet.from_variant("small").eval()
+    with torch.no_grad():
+        y = net(torch.rand(2, 3, *size))
+    assert y.shape == (2, 3, *size) and float(y.min()) >= 0 and float(y.max()) <= 1
