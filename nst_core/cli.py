@@ -15,6 +15,12 @@ from nst_core import __version__
 from nst_core.errors import NSTError
 
 ORDER = ("optimize", "train", "export", "stylize", "compare")
+EXAMPLES = """examples (`nst COMMAND --help` for each command's options and more examples):
+  nst optimize photo.jpg --style starry_night.jpg -o out.png --size 512 --scales 2 --steps 150
+  nst train --style starry_night.jpg --data photos/ -o runs/starry
+  nst export runs/starry -o starry.onnx
+  nst stylize photo.jpg --model starry.onnx -o out.png
+  nst compare photo.jpg --style starry_night.jpg --model starry.onnx -o report/"""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -25,7 +31,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="nst", description="Neural style transfer toolkit.")
+    parser = OneLineParser(
+        prog="nst",
+        description="Neural style transfer toolkit: the iterative method, feed-forward networks, ONNX, comparison.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"nst {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     eps = {ep.name: ep for ep in entry_points(group="nst.commands")}
