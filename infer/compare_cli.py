@@ -5,34 +5,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from nst_core.cli_options import name_list, nonneg_float, positive_int
-from nst_core.errors import NSTError
-from nst_core.losses import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, LossWeights
+from infer.compare_config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, CompareConfig
+from nst_core.cli_options import (
+    LOSS_OPTIONS,
+    add_command,
+    add_device_option,
+    add_output_option,
+    add_report_options,
+    add_vgg_option,
+    list_of,
+    loss_from_args,
+    positive_int,
+    show_progress,
+)
+from nst_core.loss_weights import LossWeights
 
-DEFAULT_STEPS = "50,100,300,500"
-_W = LossWeights()
-
-
-def step_list(text: str) -> list[int]:
-    """argparse type: comma-separated positive step counts (sorted, duplicates dropped)."""
-    from infer.compare import parse_steps
-
-    try:
-        return parse_steps(text)
-    except NSTError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+_D = CompareConfig()
+EXAMPLES = (
+    "nst compare photo1.jpg photo2.jpg --style candy.jpg --model candy.onnx -o report/ --size 512 "
+    "--steps 50,100,300,500",
+    "nst compare ../shared/data/content/tubingen.jpg ../shared/data/content/golden_gate.jpg "
+    "--style ../shared/data/styles/candy.jpg --model candy.onnx -o report --size 256 --steps 50,100,200,300 "
+    "--metric model",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "compare",
         help="fast (feed-forward) vs iterative stylization: same images, same metric, times, grid",
         description="Run a trained model and the iterative optimizer on the same content images at the same size, "
         "score every output with one fixed perceptual metric, time both, and write grid.png, "
         "loss_vs_time.png, report.json and report.md into REPORT_DIR.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        examples=EXAMPLES,
     )
     p.add_argument("content", nargs="+", help="content image(s) (or skimage:NAME)")
     p.add_argument("--style", "-s", required=True, help="style image the metric and the optimizer use")
@@ -42,74 +49,63 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="trained model: .onnx (onnxruntime), or .safetensors / checkpoint / run folder (PyTorch)",
     )
-    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder (created)")
+    add_output_option(p, "report folder (created; its parent must exist)", metavar="REPORT_DIR")
     p.add_argument(
         "--steps",
-        type=step_list,
-        default=DEFAULT_STEPS,
+        type=list_of(positive_int),
+        default=list(DEFAULT_STEPS),
         help="comma-separated iterative step counts (one run to the largest, snapshots at each)",
     )
-    p.add_argument("--size", type=positive_int, default=512, help="longer side of every output in pixels")
-    p.add_argument("--repeats", type=positive_int, default=3, help="timed fast inferences per image (median)")
-    p.add_argument("--tile", type=positive_int, default=256, help="longer side of the grid thumbnails")
+    p.add_argument("--size", type=positive_int, default=_D.size, help="longer side of every output in pixels")
+    p.add_argument("--repeats", type=positive_int, default=_D.repeats, help="timed fast inferences per image (median)")
     p.add_argument(
-        "--metric",
-        choices=("optimize", "model"),
-        default="optimize",
-        help="optimize: the nst optimize loss (weights and layers below); model: the loss the model was "
-        "trained with, from its metadata (Johnson et al.'s comparison; the options below are ignored)",
+        "--thumb-size", type=positive_int, default=DEFAULT_THUMB_SIZE, help="longer side of the grid's thumbnails"
     )
-    p.add_argument(
-        "--content-weight", type=nonneg_float, default=_W.content, help="metric (and optimizer) content weight"
-    )
-    p.add_argument("--style-weight", type=nonneg_float, default=_W.style, help="metric (and optimizer) style weight")
-    p.add_argument(
-        "--content-layers", type=name_list, default=list(DEFAULT_CONTENT_LAYERS), help="metric content layers"
-    )
-    p.add_argument("--style-layers", type=name_list, default=list(DEFAULT_STYLE_LAYERS), help="metric style layers")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    p.add_argument(
-        "--vgg-weights",
-        default="caffe",
-        help="caffe (original VGG19, offline), torchvision (IMAGENET1K_V1), or a state-dict path",
-    )
-    p.add_argument("--json", action="store_true", help="print the report's summary as JSON on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_device_option(p)
+    add_vgg_option(p, _D.vgg_weights)
+    add_metric_options(p)
+    add_report_options(p, "print the report's summary as JSON on stdout")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from infer.compare import compare, write_report
-    from nst_core.vgg import check_layers
-
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise NSTError(f"{out}: exists and is not a folder")
-    if not Path(args.model).exists():
-        raise NSTError(f"{args.model}: no such model file")
-    check_layers([*args.content_layers, *args.style_layers])
-    weights = LossWeights(
-        content=args.content_weight,
-        style=args.style_weight,
-        tv=0.0,
-        content_layers=args.content_layers,
-        style_layers=args.style_layers,
+def add_metric_options(p: argparse.ArgumentParser) -> None:
+    """--metric and the loss flags it reads; no --tv-weight: the score is content + style, TV is no quality."""
+    group = p.add_argument_group("metric")
+    group.add_argument(
+        "--metric",
+        choices=("optimize", MODEL_METRIC),
+        default="optimize",
+        help="optimize: the nst optimize loss (the weights and layers below); model: the loss the model was "
+        "trained with, from its metadata (Johnson et al.'s comparison; the options below are ignored)",
     )
-    report = compare(
-        args.content,
-        args.style,
-        args.model,
+    for flag, name, kind, text in LOSS_OPTIONS:
+        if name != "tv":
+            group.add_argument(flag, type=kind, default=getattr(_D.metric, name), help=text)
+
+
+def config_from_args(args: argparse.Namespace) -> CompareConfig:
+    """The flags as a CompareConfig; the loss flags as one LossWeights (validated here, layer names included)."""
+    metric = MODEL_METRIC if args.metric == MODEL_METRIC else loss_from_args(args, LossWeights())
+    return CompareConfig(
         steps=args.steps,
         size=args.size,
+        repeats=args.repeats,
+        metric=metric,
         device=args.device,
         vgg_weights=args.vgg_weights,
-        weights="model" if args.metric == "model" else weights,
-        repeats=args.repeats,
-        progress=not (args.quiet or (args.json and not sys.stderr.isatty())),
+        progress=show_progress(args),
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from infer.compare import compare
+    from infer.compare_report import check_report_dir, write_report
+
+    out = check_report_dir(args.output)  # before minutes of work
+    report = compare(args.content, args.style, args.model, config_from_args(args))
     created = not out.exists()
     try:
-        write_report(report, out, tile=args.tile)
+        write_report(report, out, thumb_size=args.thumb_size)
     except BaseException:
         if created:  # never leave a half-filled new folder behind
             import shutil

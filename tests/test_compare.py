@@ -6,22 +6,31 @@ import contextlib
 import io
 import itertools
 import json
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
-from infer.compare import FILES, compare, find_reach, grid_size, parse_steps
-from nst_core.cli import main
+from infer.compare import compare, metric_spec, write_report
+from infer.compare_cli import config_from_args
+from infer.compare_config import MODEL_METRIC, CompareConfig, parse_steps
+from infer.compare_model import FastModel, OnnxModel, TorchModel, load_fast_model
+from infer.compare_report import grid_size
+from infer.compare_results import FILES, find_reach
+from nst_core.cli import build_parser, main
 from nst_core.errors import NSTError
-from tests.conftest import skimage_photo
+from nst_core.loss_weights import LossWeights
+from nst_core.machine import describe
+from tests.conftest import one_error_line, run_cli, skimage_photo
 from train.config import build_config
 from train.trainer import run_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 PHOTOS = ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
-SIZE, TILE, STEPS = 48, 64, (5, 10)
+SIZE, THUMB, STEPS = 48, 64, (5, 10)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +95,8 @@ def report_run(onnx_model: Path, tmp_path_factory) -> tuple[Path, dict]:
                 ",".join(map(str, STEPS)),
                 "--size",
                 str(SIZE),
-                "--tile",
-                str(TILE),
+                "--thumb-size",
+                str(THUMB),
                 "--repeats",
                 "2",
                 "--json",
@@ -104,7 +113,7 @@ def test_writes_every_file_and_the_grid_has_one_row_per_image(report_run) -> Non
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp*"))  # atomic writes: no temporaries left
     grid = Image.open(out / "grid.png")
-    assert grid.size == grid_size(rows=2, cols=3 + len(STEPS), tile=TILE)  # content, style, fast, 5, 10
+    assert grid.size == grid_size(rows=2, cols=3 + len(STEPS), thumb_size=THUMB)  # content, style, fast, 5, 10
     plot = Image.open(out / "loss_vs_time.png")
     assert plot.format == "PNG" and min(plot.size) > 200
     assert sorted(p.name for p in (out / "images").iterdir()) == [
@@ -122,8 +131,8 @@ def test_report_json_scores_times_and_summary(report_run) -> None:
     out, printed = report_run
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == list(STEPS) and report["size"] == SIZE
-    assert report["metric"]["tv_weight"] == 0 and report["metric"]["content_layers"] == ["relu4_2"]
-    assert {"cpu", "torch", "onnxruntime", "device"} <= set(report["machine"])
+    assert report["metric"]["loss"] == LossWeights().to_dict()  # the nst optimize defaults, TV 0
+    assert {"cpu", "torch", "onnxruntime", "device", "load"} <= set(report["machine"])
     assert report["load_seconds"]["fast_model"] > 0 and report["load_seconds"]["vgg"] > 0
     assert report["warnings"] == []  # the model was trained on coffee, compared with coffee
     assert report["model_info"]["style"] == "coffee"
@@ -168,11 +177,11 @@ def test_reach_answer_matches_the_recorded_numbers(report_run) -> None:
         assert short["iterations"] == reach["iterations"]
     md = (out / "report.md").read_text()
     assert "| image | method | steps | seconds |" in md and "| chelsea | iterative | 10 |" in md
-    assert report["summary"]["answer"] in md and report["machine"]["cpu"] in md
+    assert report["summary"]["answer"] in md and f"Machine: {describe(report['machine'])}." in md
     assert "`--metric model`" in md  # the note that the model was trained with another loss
 
 
-def test_python_api_with_a_pytorch_network_and_a_foreign_style(trained: Path) -> None:
+def test_python_api_with_a_pytorch_network_and_a_foreign_style(trained: Path, tmp_path: Path) -> None:
     """A .safetensors network runs through PyTorch; a style it was not trained on is allowed, with a warning;
     ``weights="model"`` scores with the loss the network was trained with."""
     rep = compare(
@@ -182,15 +191,22 @@ def test_python_api_with_a_pytorch_network_and_a_foreign_style(trained: Path) ->
         steps="3",
         size=32,
         repeats=1,
-        weights="model",
+        metric="model",
         progress=False,
     )
     assert rep.model_info["provider"] == "torch:cpu"
-    assert rep.metric["content_layers"] == ["relu2_2"] and rep.metric["style_layers"][-1] == "relu4_3"
+    assert rep.metric.source == "the model's training loss" and rep.metric.loss.tv == 0
+    assert rep.metric.loss.content_layers == ("relu2_2",) and rep.metric.loss.style_layers[-1] == "relu4_3"
+    assert not rep.metric.differs_from_training
     assert len(rep.warnings) == 1 and "'coffee'" in rep.warnings[0] and "'rocket'" in rep.warnings[0]
     (im,) = rep.images
     assert im.size == (32, 32) and [r.steps for r in im.iterative] == [3] and len(im.curve) == 3
     assert im.iterative[0].image.size == im.fast.image.size == (32, 32)
+    written = write_report(rep, tmp_path / "report", thumb_size=40)
+    assert Image.open(written["grid"]).size == grid_size(rows=1, cols=4, thumb_size=40)
+    saved = json.loads(written["json"].read_text())
+    assert saved["metric"]["loss"] == rep.metric.loss.to_dict()
+    assert saved["model_info"]["trained_with"] == rep.metric.trained_with.to_dict()
 
 
 def test_parse_steps_and_reach_edge_cases() -> None:
@@ -251,9 +267,118 @@ def test_bad_input_is_one_line_and_exit_2(
     expected = {
         "missing_model": "nope.onnx",
         "bad_steps": "'x'",
-        "zero_steps": "positive",
+        "zero_steps": "> 0",
         "unreadable_image": "junk.png",
         "missing_image": "missing.jpg",
     }[case]
     assert expected in err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------- model metadata
+
+
+def test_the_metadata_keys_read_are_the_ones_the_writers_write(trained: Path, onnx_model: Path) -> None:
+    """The style and training-config keys compare reads exist in a trained network and in its ONNX export."""
+    for model, kind in ((trained, TorchModel), (onnx_model, OnnxModel)):
+        net = load_fast_model(model, torch.device("cpu"))
+        assert type(net) is kind
+        assert {net.STYLE_KEY, net.CONFIG_KEY} <= set(net.metadata), (kind, sorted(net.metadata))
+        assert net.style == "coffee"
+        loss = net.training_loss()
+        assert loss.content_layers == ("relu2_2",) and loss.style_layers[-1] == "relu4_3"
+
+
+class _Meta(FastModel):
+    STYLE_KEY, CONFIG_KEY = "style", "config"
+
+    def __init__(self, config: dict | None) -> None:
+        self.path = Path("model.safetensors")
+        self.metadata = {} if config is None else {"config": json.dumps(config)}
+
+
+def test_training_loss_from_the_loss_section_or_the_flat_keys_of_older_models() -> None:
+    loss = {"content": 2.0, "style": 30.0, "tv": 1e-6, "content_layers": ["relu3_3"], "style_layers": ["relu1_2"]}
+    new = _Meta({"lr": 1e-3, "loss": loss}).training_loss()
+    assert new == LossWeights(**loss)
+    old = _Meta(
+        {"lr": 1e-3, "content_weight": 2.0, "style_weight": 30.0, "tv_weight": 1e-6}
+        | {"content_layers": ["relu3_3"], "style_layers": ["relu1_2"]}
+    ).training_loss()
+    assert old == new
+    for config in (None, {"lr": 1e-3}):
+        with pytest.raises(NSTError, match="holds no training loss"):
+            _Meta(config).training_loss()
+    with pytest.raises(NSTError, match="unknown loss key 'gamma'"):
+        _Meta({"loss": {"gamma": 1}}).training_loss()
+    assert _Meta({"loss": loss}).style is None  # no style key: no name, not ""
+
+
+def test_metric_spec_takes_the_loss_whole_and_drops_tv() -> None:
+    trained = {"content": 2.0, "style": 30.0, "tv": 1e-6, "content_layers": ["relu3_3"], "style_layers": ["relu1_2"]}
+    spec = metric_spec(CompareConfig(metric=MODEL_METRIC), _Meta({"loss": trained}))
+    assert spec.source == "the model's training loss" and spec.loss == LossWeights(**{**trained, "tv": 0.0})
+    assert spec.trained_with == LossWeights(**trained) and not spec.differs_from_training
+    plain = metric_spec(CompareConfig(metric=LossWeights(tv=1.0, style_layer_weights=[1] * 5)), _Meta(None))
+    assert (plain.source, plain.loss.tv, plain.trained_with) == ("nst optimize defaults", 0.0, None)
+    custom = metric_spec(CompareConfig(metric=LossWeights(content=2.0)), _Meta({"loss": trained}))
+    assert custom.source == "custom" and custom.differs_from_training
+    with pytest.raises(NSTError, match="holds no training loss"):
+        metric_spec(CompareConfig(metric=MODEL_METRIC), _Meta(None))
+    with pytest.raises(NSTError, match="metric must be"):
+        CompareConfig(metric="optimize")
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def _args(*flags: str):
+    return build_parser("compare").parse_args(["compare", "a.jpg", "-s", "b.jpg", "-m", "m.onnx", "-o", "r", *flags])
+
+
+def test_flags_become_one_config() -> None:
+    cfg = config_from_args(_args("--steps", "100,50,50", "--content-weight", "2", "--style-layer-weights", "1,2,3,4,5"))
+    assert cfg.steps == [50, 100] and cfg.metric == LossWeights(content=2, style_layer_weights=(1, 2, 3, 4, 5))
+    assert config_from_args(_args()).metric == CompareConfig().metric == LossWeights()
+    assert config_from_args(_args("--metric", "model", "--content-weight", "2")).metric == MODEL_METRIC
+    assert _args("--thumb-size", "99").thumb_size == 99
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--tile", "64"], "unrecognized arguments: --tile"),  # the grid's thumbnails are --thumb-size
+        (["--tv-weight", "1"], "unrecognized arguments: --tv-weight"),  # the metric is content + style
+        (["--thumb-size", "0"], "must be > 0"),
+        (["--steps", "10,x"], "'x'"),
+    ],
+)
+def test_rejected_flags(flags: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "a.jpg", "-s", "b.jpg", "-m", "m.onnx", "-o", "r", *flags])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()  # unknown flags are the top parser's: "nst: error"
+    assert line.startswith("nst") and needle in line
+
+
+@pytest.mark.parametrize("case", ["file", "no_parent", "bad_layer", "bad_layer_weights"])
+def test_output_folder_and_loss_checked_before_any_work(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad report folder or metric fails at once (the model is missing too: it is never reached)."""
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    out = {"file": taken, "no_parent": tmp_path / "no" / "report"}.get(case, tmp_path / "report")
+    flags = {"bad_layer": ["--content-layers", "relu9_9"], "bad_layer_weights": ["--style-layer-weights", "1,2"]}
+    argv = ["compare", "skimage:astronaut", "-s", "skimage:coffee", "-m", str(tmp_path / "missing.onnx")]
+    t0 = time.perf_counter()
+    code, stdout, err = run_cli([*argv, "-o", str(out), *flags.get(case, [])], capsys)
+    assert code == 2 and stdout == "" and time.perf_counter() - t0 < 5
+    needle = {
+        "file": "exists and is not a folder",
+        "no_parent": "does not exist",
+        "bad_layer": "relu9_9",
+        "bad_layer_weights": "2 style layer weights for 5 style layers",
+    }[case]
+    one_error_line(err, needle)
+    assert "missing.onnx" not in err and not (tmp_path / "report").exists()

@@ -1,0 +1,118 @@
+"""The fast model of a comparison: an ONNX file (onnxruntime) or a trained network (PyTorch), one interface.
+
+Each format keeps the style name and the training config under its own metadata keys: the ONNX
+exporter (`infer.export.build_metadata`) writes ``nst.style`` and ``nst.config`` (a summary), the
+trainer (through `nst_core.checkpoint_io.save_network`) ``style`` and ``config`` (the whole config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from nst_core.errors import NSTError
+from nst_core.image_io import pil_to_tensor, tensor_to_pil
+from nst_core.loss_weights import LossWeights, loss_section
+
+
+class FastModel:
+    """A trained feed-forward network: ``stylize`` one image, plus what its metadata says."""
+
+    #: metadata keys of the style name and of the training config (JSON)
+    STYLE_KEY = CONFIG_KEY = ""
+    path: Path
+    provider: str
+    metadata: dict[str, str]
+    load_seconds: float
+
+    def stylize(self, image: Image.Image) -> Image.Image:
+        """The whole image in one pass (never tiled), as an RGB image."""
+        raise NotImplementedError
+
+    @property
+    def style(self) -> str | None:
+        """The style the model was trained on (its file stem), if the metadata names one."""
+        return self.metadata.get(self.STYLE_KEY) or None
+
+    def training_loss(self) -> LossWeights:
+        """The loss the model was trained with: the config's ``loss:`` section, or the flat keys of older models."""
+        raw = self.metadata.get(self.CONFIG_KEY)
+        try:
+            config = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            config = None
+        section = loss_section(config) if isinstance(config, dict) else {}
+        if not section:
+            raise NSTError(
+                f"{self.path}: its metadata holds no training loss ({self.CONFIG_KEY}) to take the metric from; "
+                "use the default metric"
+            )
+        return LossWeights.from_dict(section, source=f"{self.path}: {self.CONFIG_KEY}")
+
+    def info(self) -> dict[str, Any]:
+        """For report.json: path, provider, style and the short metadata values."""
+        return {
+            "path": str(self.path),
+            "provider": self.provider,
+            "style": self.style,
+            "metadata": {k: v for k, v in self.metadata.items() if len(str(v)) < 300},
+        }
+
+
+class OnnxModel(FastModel):
+    """An exported ``.onnx`` model run by `infer.stylize.Stylizer`."""
+
+    STYLE_KEY, CONFIG_KEY = "nst.style", "nst.config"
+
+    def __init__(self, path: Path, provider: str | None) -> None:
+        from infer.stylize import Stylizer
+
+        self.path = path
+        self.session = Stylizer(path, provider=provider)
+        self.provider = self.session.provider
+        self.metadata = dict(self.session.metadata)
+        self.load_seconds = self.session.load_seconds
+
+    def stylize(self, image: Image.Image) -> Image.Image:
+        return self.session.stylize(image, tile=0).convert("RGB")
+
+
+class TorchModel(FastModel):
+    """A trained network (.safetensors / checkpoint / run folder) run by PyTorch."""
+
+    STYLE_KEY, CONFIG_KEY = "style", "config"
+
+    def __init__(self, path: Path, device: torch.device) -> None:
+        from nst_core.checkpoint_io import load_network
+
+        t0 = time.perf_counter()
+        self.net, self.metadata = load_network(path, device)
+        self.load_seconds = time.perf_counter() - t0
+        self.path, self.device, self.provider = path, device, f"torch:{device}"
+
+    @torch.inference_mode()
+    def stylize(self, image: Image.Image) -> Image.Image:
+        return tensor_to_pil(self.net(pil_to_tensor(image).unsqueeze(0).to(self.device)))
+
+
+def load_fast_model(model: str | os.PathLike, device: torch.device, device_name: str = "auto") -> FastModel:
+    """``.onnx`` through onnxruntime, anything else (``.safetensors``, checkpoint, run folder) through PyTorch.
+
+    An explicit ``device_name`` picks the matching onnxruntime provider; ``auto`` lets onnxruntime choose
+    (TensorRT, CUDA, CPU).
+    """
+    path = Path(model)
+    if not path.exists():
+        raise NSTError(f"{model}: no such model file")
+    if path.suffix.lower() != ".onnx":
+        return TorchModel(path, device)
+    if not path.is_file():
+        raise NSTError(f"{model}: not a file")
+    provider = {"cpu": "cpu", "cuda": "cuda"}.get(device.type) if device_name != "auto" else None
+    return OnnxModel(path, provider)
