@@ -1,25 +1,31 @@
-"""`nst export CHECKPOINT -o model.onnx`: a trained network to ONNX, checked against PyTorch."""
+"""`nst export CHECKPOINT -o model.onnx`: a trained network to ONNX, checked against PyTorch.
+
+A thin layer over `infer.export.export_onnx`: parse, export, report (the summary on stderr, the
+JSON object on stdout with --json). Each flag is named after the keyword argument it sets.
+`infer.export` imports torch and onnxruntime only when an export runs, so `--help` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
+from typing import Any
 
-from nst_core.cli_options import positive_float
+from infer.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, ExportResult, export_onnx
+from infer.onnx_format import MAX_OPSET, MIN_OPSET
+from nst_core.cli_options import add_command, add_output_option, add_report_options, number, positive_float
+
+EXAMPLES = (
+    "nst export runs/candy -o candy.onnx [--fp16] [--int8]        # run folder, checkpoint folder or .safetensors",
+    "nst export runs/candy -o candy.onnx --int8 --calibration photos/  # int8 calibrated on your own photos",
+    "nst export runs/candy/network.safetensors -o candy.onnx --style candy --meta author=me --json",
+)
 
 
-def _opset(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer opset, got {text!r}") from None
-    if not 13 <= value <= 23:
-        raise argparse.ArgumentTypeError(f"opset must be between 13 and 23, got {value}")
-    return value
-
-
-def _key_value(text: str) -> tuple[str, str]:
+def key_value(text: str) -> tuple[str, str]:
+    """argparse type: ``KEY=VALUE`` (the value may be empty or contain ``=``)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -27,22 +33,23 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from infer.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS
-
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "export",
         help="export a trained network to ONNX (checked against PyTorch; optional fp16 / int8)",
-        description="Export a trained style network to ONNX with dynamic batch, height and width. The model "
-        "is run with onnxruntime on random images and compared with PyTorch; the export fails "
-        "above --tolerance. --fp16 / --int8 also write OUT.fp16.onnx / OUT.int8.onnx.",
+        description="Export a trained style network to ONNX with dynamic batch, height and width.\n"
+        "The model is run with onnxruntime on random images and compared with PyTorch; the export\n"
+        "fails above --tolerance and writes nothing. --fp16 / --int8 also write OUT.fp16.onnx /\n"
+        "OUT.int8.onnx, each with its error against the fp32 model reported.",
+        examples=EXAMPLES,
     )
     p.add_argument(
         "checkpoint",
         metavar="CHECKPOINT",
         help="run folder (its final or latest network), checkpoint folder, or network .safetensors file",
     )
-    p.add_argument("-o", "--output", required=True, help="output .onnx file")
-    p.add_argument("--opset", type=_opset, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    add_output_option(p, "output .onnx file", metavar="OUT.onnx")
+    p.add_argument("--opset", type=number(int, MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET, help="ONNX opset")
     p.add_argument("--fp16", action="store_true", help="also write a float16 model (OUT.fp16.onnx)")
     p.add_argument(
         "--int8", action="store_true", help="also write an int8 model (OUT.int8.onnx, static onnxruntime quantization)"
@@ -50,83 +57,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--calibration",
         action="append",
-        default=None,
         metavar="PATH",
-        help="images or folders to calibrate int8 with; repeatable (default: built-in photos)",
+        help="image or folder (recursive) to calibrate int8 with; repeatable (default: built-in photos)",
     )
     p.add_argument(
         "--tolerance",
         type=positive_float,
         default=DEFAULT_TOLERANCE,
-        help=f"largest max-abs difference from PyTorch, RGB in [0, 1] (default: {DEFAULT_TOLERANCE:g})",
+        help="largest max-abs difference from PyTorch, RGB in [0, 1]",
     )
-    p.add_argument("--style", default=None, help="style name stored in the model (default: the checkpoint's)")
+    p.add_argument("--style", help="style name stored in the model (default: the checkpoint's)")
     p.add_argument(
-        "--meta",
-        action="append",
-        type=_key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra metadata (stored as nst.KEY); repeatable",
+        "--meta", action="append", type=key_value, metavar="KEY=VALUE", help="extra metadata (nst.KEY); repeatable"
     )
     p.add_argument(
-        "--exporter",
-        choices=EXPORTERS,
-        default="auto",
-        help="torch.onnx exporter (default: auto = dynamo, falling back to torchscript)",
+        "--exporter", choices=EXPORTERS, default="auto", help="torch.onnx exporter; auto: dynamo, then torchscript"
     )
     p.add_argument(
         "--no-rewrite",
         dest="rewrite",
         action="store_false",
-        help="export the output convolution as is (see `infer.export` for the CPU-speed rewrite)",
+        help="export the output convolution as is (see infer/onnx_graph.py for the CPU-speed rewrite)",
     )
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (and --json)")
+    add_report_options(p, "print the result as one JSON object on stdout")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from infer.export import export_onnx
+def export_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`export_onnx`'s keyword arguments from the flags of the same name; --style and --meta as its metadata."""
+    names = [p.name for p in inspect.signature(export_onnx).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    options = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    options["metadata"] = dict(args.meta or []) | ({"style": args.style} if args.style else {})
+    return options
 
-    extra = dict(args.meta)
-    if args.style:
-        extra["style"] = args.style
-    result = export_onnx(
-        args.checkpoint,
-        args.output,
-        opset=args.opset,
-        fp16=args.fp16,
-        int8=args.int8,
-        tolerance=args.tolerance,
-        metadata=extra,
-        calibration=args.calibration,
-        exporter=args.exporter,
-        rewrite=args.rewrite,
-    )
+
+def run(args: argparse.Namespace) -> int:
+    result = export_onnx(args.checkpoint, args.output, **export_options(args))
     if args.json:
         print(json.dumps(result.to_dict()))
-        return 0
-    if args.quiet:
-        return 0
-    meta = result.metadata
-    out = sys.stdout
-    print(
-        f"exported {result.path} ({meta.get('nst.variant')} network, style {meta.get('nst.style', '?')}, "
-        f"opset {result.opset}, {result.exporter} exporter, {result.size_bytes / 1e6:.2f} MB, "
-        f"{result.seconds:.1f}s)",
-        file=out,
-    )
-    print(
-        f"  fp32 vs PyTorch: max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.0e}) "
-        f"on random images {', '.join('x'.join(map(str, s)) for s in result.check_shapes)}",
-        file=out,
-    )
-    for variant in (result.fp16, result.int8):
-        if variant is not None:
-            print(
-                f"  {variant.precision} {variant.path}: max abs error vs fp32 {variant.max_abs_error:.2e}, "
-                f"mean {variant.mean_abs_error:.2e} ({variant.size_bytes / 1e6:.2f} MB)",
-                file=out,
-            )
+    elif not args.quiet:
+        print(summary(result), file=sys.stderr)
     return 0
+
+
+def summary(result: ExportResult) -> str:
+    """The result in a few lines for people: file, error against PyTorch, each variant's error."""
+    meta = result.metadata
+    shapes = ", ".join("x".join(map(str, s)) for s in result.check_shapes)
+    lines = [
+        f"exported {result.path} ({meta.get('nst.variant')} network, style {meta.get('nst.style', '?')}, "
+        f"opset {result.opset}, {result.exporter} exporter, {result.size_bytes / 1e6:.2f} MB, {result.seconds:.1f}s)",
+        f"  fp32 vs PyTorch: max abs error {result.max_abs_error:.2e} (tolerance {result.tolerance:.0e}) "
+        f"on random images {shapes}",
+    ]
+    for v in (result.fp16, result.int8):
+        if v is not None:
+            lines.append(
+                f"  {v.precision} {v.path}: max abs error vs fp32 {v.max_abs_error:.2e}, "
+                f"mean {v.mean_abs_error:.2e} ({v.size_bytes / 1e6:.2f} MB)"
+            )
+    if result.calibration_skipped:
+        names = ", ".join(result.calibration_skipped[:3]) + (", ..." if len(result.calibration_skipped) > 3 else "")
+        lines.append(f"  calibration: skipped {len(result.calibration_skipped)} non-image file(s): {names}")
+    return "\n".join(lines)

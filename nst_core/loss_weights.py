@@ -109,3 +109,26 @@ class LossWeights:
             return cls(**merged)
         except (TypeError, ValueError) as e:
             raise NSTError(f"{source}: {e}") from None
+
+
+#: Flat keys of training configs written before the ``loss:`` section, and their LossWeights field.
+FLAT_LOSS_KEYS = {
+    "content_weight": "content",
+    "style_weight": "style",
+    "tv_weight": "tv",
+    "content_layers": "content_layers",
+    "style_layers": "style_layers",
+    "style_layer_weights": "style_layer_weights",
+}
+
+
+def loss_section(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A training config's ``loss:`` section as stored, or one gathered from the old flat keys.
+
+    For readers of saved configs (export metadata, compare, benchmarks): nothing is filled in or
+    validated, so a model trained before the section existed reads back what it was trained with.
+    """
+    section = config.get("loss")
+    if isinstance(section, Mapping):
+        return dict(section)
+    return {name: config[key] for key, name in FLAT_LOSS_KEYS.items() if config.get(key) is not None}

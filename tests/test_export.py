@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from PIL import Image
 
 from infer.export import DEFAULT_TOLERANCE, export_onnx
+from infer.export_cli import EXAMPLES, export_options, summary
+from infer.onnx_format import config_summary
+from infer.onnx_graph import InferenceNet, PhaseConv
+from infer.precision import CALIBRATION_SIZE, DEFAULT_CALIBRATION, calibration_images
 from infer.stylize import Stylizer
 from nst_core import __version__
 from nst_core.checkpoint_io import save_network
-from tests.conftest import ORT_TOLERANCE, leftovers, run_cli, tiny_net
+from nst_core.cli import build_parser
+from nst_core.errors import NSTError
+from tests.conftest import ORT_TOLERANCE, leftovers, one_error_line, photo, run_cli, tiny_net
 
 # ---------------------------------------------------------------------------------------------- export
 
@@ -57,46 +67,200 @@ def test_metadata_round_trip(tiny_onnx: Path, capsys) -> None:
 
 
 def test_export_cli_from_checkpoint_keeps_training_metadata(tmp_path: Path, capsys) -> None:
+    """A model trained before the config's ``loss:`` section: its flat loss keys come out as one section."""
     run_dir = tmp_path / "run"
     config = {"style": "/data/styles/candy.jpg", "variant": "small", "image_size": 256, "lr": 1e-3, "out": "/x"}
+    config |= {"content_weight": 1.0, "style_weight": 0.2, "content_layers": ["relu2_2"], "tv_weight": None}
     save_network(tiny_net(), run_dir / "network.safetensors", {"style": "candy", "config": config, "step": 40})
     out = tmp_path / "candy.onnx"
-    code, stdout, _ = run_cli(["export", str(run_dir), "-o", str(out), "--exporter", "torchscript", "--json"], capsys)
-    assert code == 0
-    summary = json.loads(stdout)
-    assert summary["path"] == str(out) and summary["max_abs_error"] <= DEFAULT_TOLERANCE
+    argv = ["export", str(run_dir), "-o", str(out), "--exporter", "torchscript", "--json", "--meta", "author=a=b"]
+    code, stdout, stderr = run_cli(argv, capsys)
+    assert code == 0 and stderr == ""
+    result = json.loads(stdout)
+    assert result["path"] == str(out) and result["max_abs_error"] <= DEFAULT_TOLERANCE
     meta = Stylizer(out).metadata
     assert meta["nst.style"] == "candy" and meta["nst.step"] == "40" and meta["nst.variant"] == "small"
-    assert json.loads(meta["nst.config"]) == {"style": "candy.jpg", "variant": "small", "image_size": 256, "lr": 1e-3}
-    code, stdout, _ = run_cli(
-        [
-            "export",
-            str(run_dir / "network.safetensors"),
-            "-o",
-            str(out),
-            "--exporter",
-            "torchscript",
-            "--style",
-            "renamed",
-        ],
-        capsys,
-    )
-    assert code == 0 and "max abs error" in stdout and "renamed" in stdout
+    assert meta["nst.author"] == "a=b" and meta["nst.source"] == "run/network.safetensors"
+    assert json.loads(meta["nst.config"]) == {
+        "style": "candy.jpg",
+        "variant": "small",
+        "image_size": 256,
+        "lr": 1e-3,
+        "loss": {"content": 1.0, "style": 0.2, "content_layers": ["relu2_2"]},
+    }
+    argv = ["export", str(run_dir / "network.safetensors"), "-o", str(out), "--exporter", "torchscript"]
+    code, stdout, stderr = run_cli([*argv, "--style", "renamed"], capsys)
+    assert code == 0 and stdout == ""  # the summary is a message: stderr
+    assert "max abs error" in stderr and "renamed" in stderr
     assert Stylizer(out).metadata["nst.style"] == "renamed"
     assert not leftovers(tmp_path)
 
 
+def test_config_summary_keeps_the_loss_section() -> None:
+    loss = {"content": 1.0, "style": 0.5, "tv": 0.0, "content_layers": ["relu2_2"], "style_layers": ["relu1_2"]}
+    loss |= {"style_layer_weights": [2.0]}
+    config = {"style": "s/candy.jpg", "data": "/d/coco", "loss": loss, "out": "runs/x", "max_steps": None}
+    assert config_summary(json.dumps(config)) == {"style": "candy.jpg", "data": "coco", "loss": loss}
+    assert config_summary({"tv_weight": 1e-6, "style_layers": ["relu3_3"]}) == {
+        "loss": {"tv": 1e-6, "style_layers": ["relu3_3"]}
+    }
+    assert config_summary(None) == {} and config_summary("[1, 2]") == {"raw": "[1, 2]"}
+    assert config_summary("not json") == {"raw": "not json"}
+
+
 def test_fp16_and_int8_variants_report_their_error(tmp_path: Path) -> None:
-    res = export_onnx(tiny_net(), tmp_path / "m.onnx", fp16=True, int8=True, exporter="torchscript")
+    calib = tmp_path / "calib"
+    (calib / "sub").mkdir(parents=True)
+    photo(calib / "sub", "coffee.png", size=96)
+    (calib / "notes.txt").write_text("not an image")
+    kw = {"fp16": True, "int8": True, "exporter": "torchscript", "calibration": [calib]}
+    res = export_onnx(tiny_net(), tmp_path / "m.onnx", **kw)
     assert res.fp16_path == tmp_path / "m.fp16.onnx" and res.int8_path == tmp_path / "m.int8.onnx"
     assert res.fp16_max_abs_error < 5e-3  # fp16 activations: ~1e-3
     assert res.int8 is not None and res.int8.mean_abs_error < 0.05  # 8-bit activations through instance norms
+    assert res.calibration_skipped == [str(calib / "notes.txt")]
     for path, precision in [(res.path, "fp32"), (res.fp16_path, "fp16"), (res.int8_path, "int8")]:
         stylizer = Stylizer(path)
         assert stylizer.metadata["nst.precision"] == precision
         assert stylizer.stylize(torch.rand(3, 33, 41)).size == (41, 33)
+    assert float(Stylizer(res.int8_path).metadata["nst.max_abs_error_vs_fp32"]) == pytest.approx(
+        res.int8_max_abs_error, rel=1e-2
+    )
     assert res.int8.size_bytes < res.size_bytes / 2
-    assert not leftovers(tmp_path)
+    text = summary(res)  # what `nst export --fp16 --int8` prints
+    assert "fp16 " in text and "int8 " in text and "vs fp32" in text and "skipped 1 non-image file(s)" in text
+    assert json.loads(json.dumps(res.to_dict()))["int8"]["path"] == str(res.int8_path)
+    assert not leftovers(tmp_path) and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-# ---------------------------------------------------------------------------------------------- stylize
+# ---------------------------------------------------------------------------------------------- graph rewrite
+
+
+def test_inference_net_matches_transformer_net_at_any_size() -> None:
+    net = tiny_net()
+    rewritten, plain = InferenceNet(net).eval(), InferenceNet(net, rewrite=False).eval()
+    assert rewritten.rewritten and not plain.rewritten
+    assert isinstance(rewritten.decoder[-1][0], PhaseConv)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for shape in [(1, 3, 32, 48), (2, 3, 37, 21)]:  # a multiple of 4 (no padding) and odd sizes
+            x = torch.rand(*shape, generator=gen)
+            ref = net(x)
+            assert (rewritten(x) - ref).abs().max() < 1e-5 and (plain(x) - ref).abs().max() < 1e-6
+
+
+def test_phase_conv_rejects_what_it_cannot_rewrite() -> None:
+    with pytest.raises(ValueError):
+        PhaseConv(torch.nn.Conv2d(8, 3, 4))  # even kernel
+    with pytest.raises(ValueError):
+        PhaseConv(torch.nn.Conv2d(8, 3, 3, stride=2))
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+
+
+def test_calibration_images_from_folders_skip_non_images(tmp_path: Path) -> None:
+    photo(tmp_path, "astronaut.png", size=300)
+    photo(tmp_path, "rocket.jpg", size=80, fmt="jpg")
+    (tmp_path / "README.md").write_text("x")
+    (tmp_path / ".hidden.png").write_bytes(b"")  # hidden: not even looked at
+    calib = calibration_images([tmp_path])
+    assert len(calib.arrays) == 2 and calib.skipped == [tmp_path / "README.md"]
+    for arr in calib.arrays:
+        assert arr.shape == (1, 3, CALIBRATION_SIZE, CALIBRATION_SIZE) and arr.dtype == np.float32
+        assert arr.min() >= 0 and arr.max() <= 1
+    single = calibration_images([tmp_path / "rocket.jpg"])  # a file is taken as given
+    assert len(single.arrays) == 1 and single.skipped == []
+    assert 1 <= len(calibration_images(None).arrays) <= len(DEFAULT_CALIBRATION)
+
+
+def test_calibration_errors_come_before_the_export(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(NSTError, match="no images to calibrate with"):
+        calibration_images([tmp_path / "empty"])
+    out = tmp_path / "m.onnx"
+    code, _, err = run_cli(["export", "nowhere/", "-o", str(out), "--int8", "--calibration", "missing.jpg"], capsys)
+    assert code == 2
+    one_error_line(err, "missing.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+@pytest.mark.parametrize(
+    ("output", "needle"),
+    [
+        ("missing/m.onnx", "output folder"),
+        ("m.png", "must end in .onnx"),
+        ("folder.onnx", "is a folder"),
+    ],
+)
+def test_bad_output_is_one_line_and_leaves_nothing(tmp_path: Path, capsys, output: str, needle: str) -> None:
+    (tmp_path / "folder.onnx").mkdir()
+    save_network(tiny_net(), tmp_path / "net.safetensors")
+    before = sorted(tmp_path.rglob("*"))
+    code, out, err = run_cli(["export", str(tmp_path / "net.safetensors"), "-o", str(tmp_path / output)], capsys)
+    assert code == 2 and out == ""
+    one_error_line(err, needle)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--opset", "12"], "--opset"),
+        (["--opset", "24"], "[13, 23]"),
+        (["--opset", "x"], "integer"),
+        (["--meta", "novalue"], "KEY=VALUE"),
+        (["--tolerance", "0"], "> 0"),
+    ],
+)
+def test_bad_values_are_refused_where_they_are_typed(tmp_path: Path, capsys, args: list[str], needle: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run_cli(["export", str(tmp_path), "-o", str(tmp_path / "m.onnx"), *args], capsys)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    one_error_line(err, needle)
+
+
+def test_every_flag_reaches_export_onnx() -> None:
+    argv = ["export", "run", "-o", "m.onnx", "--opset", "17", "--fp16", "--int8", "--calibration", "a", "--calibration"]
+    argv += ["b", "--tolerance", "0.01", "--style", "candy", "--meta", "k=v", "--exporter", "dynamo", "--no-rewrite"]
+    options = export_options(build_parser("export").parse_args(argv))
+    assert options == {
+        "opset": 17,
+        "fp16": True,
+        "int8": True,
+        "tolerance": 0.01,
+        "calibration": ["a", "b"],
+        "exporter": "dynamo",
+        "rewrite": False,
+        "metadata": {"k": "v", "style": "candy"},
+    }
+    keywords = inspect.signature(export_onnx).parameters
+    assert set(options) == {name for name, p in keywords.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def test_missing_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
+    code, _, err = run_cli(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2
+    one_error_line(err, "no such file or folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_ends_with_the_readme_examples(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_cli(["export", "--help"], capsys)
+    text = capsys.readouterr().out
+    assert text.rstrip().endswith(EXAMPLES[-1])
+    assert "(default: 18)" in text and "in [13, 23]" in text and "(default: None)" not in text
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert EXAMPLES[0].split("#")[0].strip() in readme
+
+
+def test_export_cli_imports_neither_torch_nor_onnxruntime() -> None:
+    code = "import sys, infer.export_cli; print(sorted({'torch', 'onnx', 'onnxruntime'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,153 @@
+"""Reduced-precision copies of an exported model: fp16, and int8 calibrated on photos.
+
+* fp16: float16 weights and activations, float32 input and output (casts at the edges), half the size;
+* int8: static QDQ quantization of the convolutions with onnxruntime's quantizer: int8 per-channel
+  weights, uint8 activations whose ranges are calibrated (min/max) on photos. Instance norm, padding
+  and resizing stay in float.
+
+`infer.export` writes them beside the fp32 model and measures each one against it; nothing here
+decides whether the error is acceptable (it is reported, not enforced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.transformers.float16 import convert_float_to_float16
+from PIL import Image
+
+from infer.onnx_format import INPUT_NAME
+from nst_core.errors import NSTError
+from nst_core.image_io import center_crop, open_image, pil_to_array, scan_images
+
+PRECISIONS = ("fp16", "int8")
+#: Built-in photos used to calibrate int8 activations when no calibration images are given.
+DEFAULT_CALIBRATION = (
+    "skimage:astronaut",
+    "skimage:chelsea",
+    "skimage:coffee",
+    "skimage:rocket",
+    "skimage:motorcycle_left",
+    "skimage:hubble_deep_field",
+    "skimage:retina",
+    "skimage:ihc",
+)
+#: Calibration images are centre squares resized to this side.
+CALIBRATION_SIZE = 256
+#: Images taken from each calibration folder (sorted by path); min/max ranges settle long before.
+CALIBRATION_LIMIT = 64
+
+
+def variant_path(out: Path, precision: str) -> Path:
+    """``candy.onnx`` -> ``candy.fp16.onnx``."""
+    return out.with_name(f"{out.stem}.{precision}{out.suffix}")
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+
+
+@dataclass
+class Calibration:
+    """The calibration batches, (1, 3, S, S) float32 in [0, 1], and the non-image files passed over."""
+
+    arrays: list[np.ndarray]
+    skipped: list[Path] = field(default_factory=list)
+
+
+def _calibration_paths(sources: Iterable[str | os.PathLike]) -> tuple[list[str | os.PathLike], list[Path]]:
+    """Files given, plus the first images of each folder given; and the folders' non-image files."""
+    paths: list[str | os.PathLike] = []
+    skipped: list[Path] = []
+    for src in sources:
+        if not Path(src).is_dir():
+            paths.append(src)  # open_image names it if it is missing or not an image
+            continue
+        images, others = scan_images(src)
+        if not images:
+            raise NSTError(f"{src}: no images to calibrate with")
+        paths += images[:CALIBRATION_LIMIT]
+        skipped += others
+    return paths, skipped
+
+
+def _builtin_photos() -> list[Image.Image]:
+    """The DEFAULT_CALIBRATION photos that this scikit-image ships."""
+    images = []
+    for name in DEFAULT_CALIBRATION:
+        with contextlib.suppress(NSTError):
+            images.append(open_image(name))
+    return images
+
+
+def _smooth_noise(count: int = 4) -> list[np.ndarray]:
+    """Smooth random images: a stand-in for photos when scikit-image ships none."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    low = [torch.rand(1, 3, CALIBRATION_SIZE // 16, CALIBRATION_SIZE // 16, generator=gen) for _ in range(count)]
+    return [F.interpolate(x, size=(CALIBRATION_SIZE,) * 2, mode="bicubic").clamp(0, 1).numpy() for x in low]
+
+
+def calibration_images(sources: Iterable[str | os.PathLike] | None) -> Calibration:
+    """Centre crops of the given images and folders (default: built-in photos)."""
+    paths, skipped = _calibration_paths(sources or ())
+    images = [open_image(p) for p in paths] if paths else _builtin_photos()
+    arrays = [pil_to_array(center_crop(img, CALIBRATION_SIZE))[None] for img in images]
+    return Calibration(arrays or _smooth_noise(), skipped)
+
+
+class _Reader(CalibrationDataReader):
+    """Feeds the calibration arrays to onnxruntime's quantizer, one batch per call."""
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        self._it = iter([{INPUT_NAME: x} for x in arrays])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+# ---------------------------------------------------------------------------------------------- conversions
+
+
+def fp16_model(model: Any) -> Any:
+    """A float16 copy of ``model`` with float32 input and output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert_float_to_float16(copy.deepcopy(model), keep_io_types=True)
+
+
+def int8_model(fp32_file: Path, calibration: Calibration) -> Any:
+    """The int8 (QDQ) model of the fp32 file ``fp32_file``; work files live in a hidden folder beside it."""
+    with (
+        tempfile.TemporaryDirectory(prefix=".nst-int8-", dir=fp32_file.parent) as work,
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        pre, raw = Path(work) / "pre.onnx", Path(work) / "int8.onnx"
+        quant_pre_process(str(fp32_file), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(raw),
+            _Reader(calibration.arrays),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv"],
+        )
+        return onnx.load(str(raw))
