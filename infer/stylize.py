@@ -3,143 +3,89 @@
 The session is created once (execution provider chosen automatically: TensorRT, then CUDA, then CPU,
 whichever this onnxruntime build has), then reused for every image. Any image size works: sides that
 are not a multiple of 4 are padded inside the exported graph; sides under 5 pixels are padded here;
-large images (over ``max_pixels``) are processed in overlapping tiles whose seams are blended with
-linear ramps, so memory stays bounded by the tile size.
+large images are processed in overlapping tiles (`infer.tiling`), so memory stays bounded.
 
-Tiles and instance norm: each tile is normalised with its own statistics, so a tiled result is close
-to, but not identical with, one pass over the whole image. Overlaps are blended so that no seam is
-visible; the difference from a single pass is largest where tiles see very different content.
+The work is done on NumPy arrays: an ``.onnx`` model runs without importing torch (torch is loaded
+only for ``--preserve-color``, fixed-size models, tensor inputs, and a trained network given instead
+of an ONNX model, which is exported in memory first with `infer.export.export_onnx`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from nst_core.color import preserve_color as _preserve_color
+from infer import tiling
+from infer.providers import available_providers, provider_options, resolve_providers
 from nst_core.errors import NSTError
-from nst_core.image_io import open_image, scaled_size
+from nst_core.image_io import array_to_pil, open_image, pil_to_array, resize_longer
 
-#: Execution providers tried, in order, when none is forced (those missing from this build are skipped).
-AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-PROVIDER_ALIASES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-    "migraphx": "MIGraphXExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "directml": "DmlExecutionProvider",
-}
-PROVIDER_HINTS = {
-    "CUDAExecutionProvider": "pip uninstall onnxruntime && pip install onnxruntime-gpu",
-    "TensorrtExecutionProvider": "pip install onnxruntime-gpu, with TensorRT's libraries on the library path",
-    "DmlExecutionProvider": "pip uninstall onnxruntime && pip install onnxruntime-directml",
-    "OpenVINOExecutionProvider": "pip install onnxruntime-openvino",
-}
-#: Images with more pixels than this are tiled automatically (tile=None).
-AUTO_TILE_PIXELS = 2048 * 2048
-DEFAULT_TILE = 1024
+if TYPE_CHECKING:
+    import torch
+
+    ImageSource = Image.Image | str | os.PathLike | bytes | torch.Tensor | np.ndarray
+
 #: Smallest side the network runs on (its first 9x9 reflection pad needs 5 pixels); smaller inputs are padded.
 MIN_MODEL_SIDE = 5
+IMAGE_MODEL = "one float tensor shaped (batch, 3, height, width)"
 
 
-def short_provider(name: str) -> str:
-    """``CUDAExecutionProvider`` -> ``cuda``."""
-    for alias, full in PROVIDER_ALIASES.items():
-        if full == name:
-            return alias
-    return name.removesuffix("ExecutionProvider").lower()
+def is_network_source(model: str | os.PathLike) -> bool:
+    """A trained network rather than an ONNX file: a run or checkpoint folder, or a ``.safetensors`` file."""
+    path = Path(model)
+    return path.is_dir() or path.suffix.lower() == ".safetensors"
 
 
-def resolve_providers(provider: str | None) -> list[str]:
-    """Providers to ask onnxruntime for: the automatic chain, or the forced one (+ CPU for unsupported ops)."""
+def export_in_memory(source: str | os.PathLike) -> bytes:
+    """The ONNX model of a trained network, as bytes (via a temporary file removed at once)."""
+    from infer.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="nst-export-") as tmp, contextlib.redirect_stdout(sys.stderr):
+        return export_onnx(source, Path(tmp) / "model.onnx").path.read_bytes()
+
+
+def fmt_shape(shape: list[Any]) -> str:
+    return "(" + ", ".join(str(d) if d is not None else "?" for d in shape) + ")"
+
+
+def _open_session(model: str | bytes, name: str, providers: list[str], threads: int | None) -> Any:
+    """An onnxruntime session, or one NSTError line saying why the model does not load."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    if provider is None or provider.lower() == "auto":
-        return [p for p in AUTO_PROVIDERS if p in available] or ["CPUExecutionProvider"]
-    name = PROVIDER_ALIASES.get(provider.lower(), provider)
-    if name not in available:
-        usable = ", ".join(short_provider(p) for p in available if p != "AzureExecutionProvider")
-        hint = f"; to get it: {PROVIDER_HINTS[name]}" if name in PROVIDER_HINTS else ""
-        raise NSTError(
-            f"execution provider {provider!r} is not available in this onnxruntime build (available: {usable}){hint}"
-        )
-    return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
-
-
-def _provider_options(name: str) -> dict[str, Any]:
-    if name == "TensorrtExecutionProvider":
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nst" / "tensorrt"
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return {}
-        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
-    return {}
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length``, evenly spread, overlapping by >= ``overlap``."""
-    if length <= tile:
-        return [0]
-    n = math.ceil((length - overlap) / (tile - overlap))
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
-
-
-def blend_weights(starts: list[int], size: int, length: int) -> list[np.ndarray]:
-    """Per-tile 1-D weights: linear ramps across each overlap, normalised to sum to 1 at every position."""
-    weights = []
-    for i, s in enumerate(starts):
-        w = np.ones(size, dtype=np.float64)
-        pos = np.arange(size) + 0.5
-        if i > 0 and (ramp := starts[i - 1] + size - s) > 0:
-            w = np.minimum(w, pos / ramp)
-        if i < len(starts) - 1 and (ramp := s + size - starts[i + 1]) > 0:
-            w = np.minimum(w, (size - pos) / ramp)
-        weights.append(w)
-    total = np.zeros(length, dtype=np.float64)
-    for s, w in zip(starts, weights):
-        total[s : s + size] += w
-    return [(w / total[s : s + size]).astype(np.float32) for s, w in zip(starts, weights)]
-
-
-def pil_to_array(img: Image.Image) -> np.ndarray:
-    """RGB PIL image -> (3, H, W) float32 array in [0, 1] (same values as `nst_core.image_io.pil_to_tensor`)."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1)) / np.float32(255.0)
-
-
-def array_to_pil(arr: np.ndarray) -> Image.Image:
-    """(3, H, W) or (1, 3, H, W) float array, clamped to [0, 1] -> 8-bit RGB PIL image (rounded to nearest)."""
-    if arr.ndim == 4:
-        arr = arr[0]
-    out = np.rint(np.clip(arr, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(out.transpose(1, 2, 0)), "RGB")
-
-
-def _fmt_shape(shape: list[Any]) -> str:
-    return "(" + ", ".join(str(d) if d is not None else "?" for d in shape) + ")"
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        # onnxruntime print()s its provider fallbacks: keep stdout clean for `-o -` and --json
+        with contextlib.redirect_stdout(sys.stderr):
+            return ort.InferenceSession(model, opts, providers=[(p, provider_options(p)) for p in providers])
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "protobuf" in msg.lower() or type(e).__name__ == "InvalidProtobuf":
+            raise NSTError(
+                f"{name}: not an ONNX model (it does not parse as an ONNX protobuf); a trained network "
+                "(.safetensors, run or checkpoint folder) works too, or `nst export` makes the .onnx"
+            ) from None
+        raise NSTError(f"{name}: onnxruntime cannot load this model ({msg[:300]})") from None
 
 
 class Stylizer:
     """An exported style network loaded into one onnxruntime session.
 
+    ``model``: an ``.onnx`` file, or a trained network (``.safetensors``, checkpoint or run folder), which
+    is exported to ONNX in memory first (needs torch; `nst export` saves the ``.onnx`` for reuse).
     ``provider``: ``None``/``"auto"`` (TensorRT, CUDA, else CPU), or one of ``cpu``, ``cuda``, ``tensorrt``,
     ``dml``, ``coreml``, ``openvino`` ... or a full onnxruntime provider name. ``threads``: CPU intra-op
     threads (default: onnxruntime's choice, one per physical core).
@@ -152,33 +98,17 @@ class Stylizer:
     """
 
     def __init__(self, model: str | os.PathLike, provider: str | None = None, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         t0 = time.perf_counter()
         self.model_path = Path(model)
         if not self.model_path.exists():
             raise NSTError(f"{model}: no such model file")
-        if not self.model_path.is_file():
-            raise NSTError(f"{model}: is a directory, not an ONNX model file")
         if threads is not None and threads <= 0:
             raise NSTError(f"threads must be positive, got {threads}")
+        self.exported = is_network_source(model)
+        source: str | bytes = export_in_memory(model) if self.exported else str(model)
+        self.size_bytes = len(source) if isinstance(source, bytes) else self.model_path.stat().st_size
         providers = resolve_providers(provider)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            # onnxruntime print()s its provider fallbacks: keep stdout clean for `-o -` and --json
-            with contextlib.redirect_stdout(sys.stderr):
-                self.session = ort.InferenceSession(
-                    str(self.model_path), opts, providers=[(p, _provider_options(p)) for p in providers]
-                )
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if "protobuf" in msg.lower() or type(e).__name__ == "InvalidProtobuf":
-                raise NSTError(f"{model}: not an ONNX model (it does not parse as an ONNX protobuf)") from None
-            raise NSTError(f"{model}: onnxruntime cannot load this model ({msg[:300]})") from None
+        self.session = _open_session(source, str(model), providers, threads)
         active = self.session.get_providers()
         self.provider: str = active[0] if active else "CPUExecutionProvider"
         if provider is not None and provider.lower() != "auto" and self.provider != providers[0]:
@@ -188,34 +118,30 @@ class Stylizer:
             )
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_io()
-        self.max_pixels = AUTO_TILE_PIXELS
-        self.tile_size = DEFAULT_TILE
+        self.max_pixels = tiling.AUTO_TILE_PIXELS
+        self.tile_size = tiling.DEFAULT_TILE
         self.load_seconds = time.perf_counter() - t0
 
-    # ------------------------------------------------------------------------------------------ model checks
+    # ------------------------------------------------------------------------------------------ the model
+
+    def _not_an_image_model(self, what: str, expected: str = IMAGE_MODEL) -> NSTError:
+        return NSTError(f"{self.model_path}: not an image model: {what}; expected {expected}")
 
     def _check_io(self) -> None:
+        """The model must map one (N, 3, H, W) float image to one RGB image; read its dtype, size and range."""
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        expected = "one float tensor shaped (batch, 3, height, width)"
         if len(inputs) != 1:
-            names = ", ".join(f"{i.name} {_fmt_shape(i.shape)}" for i in inputs)
-            raise NSTError(
-                f"{self.model_path}: not an image model: it has {len(inputs)} inputs ({names}); expected {expected}"
-            )
+            names = ", ".join(f"{i.name} {fmt_shape(i.shape)}" for i in inputs)
+            raise self._not_an_image_model(f"it has {len(inputs)} inputs ({names})")
         inp = inputs[0]
         shape = list(inp.shape)
         channels_ok = len(shape) == 4 and (shape[1] == 3 or not isinstance(shape[1], int))
         if inp.type not in ("tensor(float)", "tensor(float16)") or not channels_ok:
-            raise NSTError(
-                f"{self.model_path}: not an image model: input {inp.name!r} is {inp.type} "
-                f"{_fmt_shape(shape)}; expected {expected}"
-            )
+            raise self._not_an_image_model(f"input {inp.name!r} is {inp.type} {fmt_shape(shape)}")
         out = outputs[0] if outputs else None
         if out is None or len(out.shape) != 4 or (isinstance(out.shape[1], int) and out.shape[1] != 3):
-            desc = f"{out.name!r} is {out.type} {_fmt_shape(list(out.shape))}" if out is not None else "none"
-            raise NSTError(
-                f"{self.model_path}: not an image model: output {desc}; expected an RGB image (batch, 3, height, width)"
-            )
+            desc = f"{out.name!r} is {out.type} {fmt_shape(list(out.shape))}" if out is not None else "none"
+            raise self._not_an_image_model(f"output {desc}", "an RGB image (batch, 3, height, width)")
         self.input_name: str = inp.name
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         fixed = [d if isinstance(d, int) and d > 0 else None for d in shape[2:]]
@@ -232,16 +158,17 @@ class Stylizer:
                 meta["nst.config"] = json.loads(meta["nst.config"])
         return {
             "model": str(self.model_path),
-            "size_bytes": self.model_path.stat().st_size,
+            "exported_on_load": self.exported,
+            "size_bytes": self.size_bytes,
             "provider": self.provider,
-            "providers_available": [p for p in _available() if p != "AzureExecutionProvider"],
+            "providers_available": available_providers(),
             "load_ms": round(self.load_seconds * 1000, 1),
             "inputs": [{"name": i.name, "type": i.type, "shape": list(i.shape)} for i in self.session.get_inputs()],
             "outputs": [{"name": o.name, "type": o.type, "shape": list(o.shape)} for o in self.session.get_outputs()],
             "metadata": meta,
         }
 
-    # ------------------------------------------------------------------------------------------ running
+    # ------------------------------------------------------------------------------------------ the network
 
     def run_array(self, x: np.ndarray) -> np.ndarray:
         """The raw network: (N, 3, H, W) float32 in [0, 1] -> (N, 3, H, W) float32, one session run.
@@ -255,18 +182,7 @@ class Stylizer:
         if self.fixed_batch not in (None, n):
             return np.concatenate([self.run_array(x[i : i + 1]) for i in range(n)])
         if self.fixed_size and self.fixed_size != (h, w):
-            t = torch.nn.functional.interpolate(
-                torch.from_numpy(np.ascontiguousarray(x)),
-                size=self.fixed_size,
-                mode="bicubic",
-                align_corners=False,
-                antialias=True,
-            )
-            y = self.run_array(t.clamp(0, 1).numpy())
-            back = torch.nn.functional.interpolate(
-                torch.from_numpy(y), size=(h, w), mode="bicubic", align_corners=False, antialias=True
-            )
-            return back.numpy()
+            return self._run_resized(x)
         ph, pw = max(0, MIN_MODEL_SIDE - h), max(0, MIN_MODEL_SIDE - w)
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge")
@@ -287,64 +203,90 @@ class Stylizer:
             y = y / self.input_scale
         return y[:, :, :h, :w] if (ph or pw) else y
 
-    def stylize_tensor(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
-        """(3, H, W) or (N, 3, H, W) float tensor in [0, 1] -> stylized tensor of the same shape (float32, CPU).
+    def _run_resized(self, x: np.ndarray) -> np.ndarray:
+        """A fixed-size model: resize to its size (bicubic, antialiased when shrinking), run, resize back."""
+        import torch
+
+        from nst_core.image_io import resize_tensor
+
+        h, w = x.shape[2:]
+        small = resize_tensor(torch.from_numpy(np.ascontiguousarray(x)), self.fixed_size).clamp(0, 1)
+        return resize_tensor(torch.from_numpy(self.run_array(small.numpy())), (h, w)).numpy()
+
+    def run_tiled(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+        """One image (1, 3, H, W) in overlapping ``tile`` x ``tile`` pieces (see `infer.tiling.run_tiled`)."""
+        return tiling.run_tiled(self.run_array, x, tile, overlap)
+
+    def _tile_side(self, h: int, w: int, tile: int | None) -> int | None:
+        """Where a tile size enters the library: checked here, once per call."""
+        if self.fixed_size:
+            return None
+        return tiling.tile_side(h, w, tiling.check_tile(tile), self.max_pixels, self.tile_size)
+
+    def count_tiles(self, width: int, height: int, tile: int | None = None) -> int:
+        """How many tiles an image of this size is cut into (1 = one pass)."""
+        side = self._tile_side(height, width, tile)
+        return 1 if side is None else tiling.count_tiles(height, width, side)
+
+    def network(self, x: np.ndarray, tile: int | None = None) -> np.ndarray:
+        """(N, 3, H, W) array in [0, 1] -> the network's output, tiled when ``tile`` says so.
 
         ``tile``: None tiles automatically above ``max_pixels``; 0 never tiles; N uses N-pixel tiles
         whenever a side is longer than N.
         """
+        side = self._tile_side(x.shape[2], x.shape[3], tile)
+        if side is None:
+            return self.run_array(x)
+        overlap = tiling.overlap_for(side)
+        return np.concatenate([self.run_tiled(x[i : i + 1], side, overlap) for i in range(x.shape[0])])
+
+    def stylize_tensor(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """(3, H, W) or (N, 3, H, W) float tensor in [0, 1] -> the network's output, same shape (float32, CPU)."""
+        import torch
+
         squeeze = x.dim() == 3
         arr = (x.unsqueeze(0) if squeeze else x).detach().float().cpu().numpy()
-        if self._tiles_for(arr.shape[2], arr.shape[3], tile):
-            size, overlap = self._tile_geometry(tile)  # type: ignore[misc]
-            y = np.concatenate([self.run_tiled(arr[i : i + 1], size, overlap) for i in range(arr.shape[0])])
-        else:
-            y = self.run_array(arr)
-        out = torch.from_numpy(y)
+        out = torch.from_numpy(self.network(arr, tile))
         return out[0] if squeeze else out
 
-    def _tile_geometry(self, tile: int | None) -> tuple[int, int] | None:
-        """(tile, overlap) to use, or None when tiling is off."""
-        if tile == 0:
-            return None
-        size = self.tile_size if tile is None else int(tile)
-        if size < 32:
-            raise NSTError(f"tile size must be 0 (off) or at least 32 pixels, got {size}")
-        return size, max(16, size // 8)
+    # ------------------------------------------------------------------------------------------ images
 
-    def _tiles_for(self, h: int, w: int, tile: int | None) -> bool:
-        if tile == 0 or self.fixed_size:
-            return False
-        if tile is None:
-            return h * w > self.max_pixels
-        self._tile_geometry(tile)
-        return max(h, w) > tile
+    @staticmethod
+    def content_array(image: ImageSource, size: int | None = None) -> np.ndarray:
+        """The input as a (3, H, W) float32 array in [0, 1], longer side resized to ``size`` (Lanczos)."""
+        torch = sys.modules.get("torch")  # a tensor can only come from a program that imported torch
+        if torch is not None and isinstance(image, torch.Tensor):
+            return _tensor_content(image, size)
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise NSTError(f"expected an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+            image = Image.fromarray(image, "RGB")
+        return pil_to_array(resize_longer(open_image(image), size))
 
-    def run_tiled(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-        """One image (1, 3, H, W) in overlapping ``tile`` x ``tile`` pieces, blended with linear ramps."""
-        _, _, h, w = x.shape
-        if not 0 <= overlap < tile / 2 + 1:
-            raise NSTError(f"tile overlap must be less than half the tile size ({tile}), got {overlap}")
-        th, tw = min(tile, h), min(tile, w)
-        ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
-        wy, wx = blend_weights(ys, th, h), blend_weights(xs, tw, w)
-        out = np.zeros((1, 3, h, w), dtype=np.float32)
-        for y0, ky in zip(ys, wy):
-            for x0, kx in zip(xs, wx):
-                piece = self.run_array(x[:, :, y0 : y0 + th, x0 : x0 + tw])
-                out[:, :, y0 : y0 + th, x0 : x0 + tw] += piece * (ky[:, None] * kx[None, :])
-        return out
+    def stylize_array(
+        self, content: np.ndarray, *, preserve_color: bool = False, strength: float = 1.0, tile: int | None = None
+    ) -> np.ndarray:
+        """(3, H, W) content array -> (3, H, W) result in [0, 1] with colour preservation and strength applied."""
+        if not 0.0 <= strength <= 1.0:
+            raise NSTError(f"strength must be between 0 and 1, got {strength}")
+        if strength == 0.0:
+            return content.copy()
+        y = self.network(content[None], tile)[0]
+        np.clip(y, 0.0, 1.0, out=y)
+        if preserve_color:
+            import torch
 
-    def count_tiles(self, width: int, height: int, tile: int | None = None) -> int:
-        """How many tiles an image of this size is cut into (1 = one pass)."""
-        if not self._tiles_for(height, width, tile):
-            return 1
-        size, overlap = self._tile_geometry(tile)  # type: ignore[misc]
-        return len(tile_starts(height, min(size, height), overlap)) * len(tile_starts(width, min(size, width), overlap))
+            from nst_core.color import preserve_color as keep_color
+
+            y = keep_color(torch.from_numpy(y), torch.from_numpy(content)).numpy()
+        if strength < 1.0:
+            y = strength * y + (1.0 - strength) * content
+            np.clip(y, 0.0, 1.0, out=y)
+        return y
 
     def stylize(
         self,
-        image: Image.Image | str | os.PathLike | bytes | torch.Tensor | np.ndarray,
+        image: ImageSource,
         *,
         size: int | None = None,
         preserve_color: bool = False,
@@ -357,57 +299,10 @@ class Stylizer:
         or a (3, H, W) / (1, 3, H, W) float tensor in [0, 1]. ``size``: longer side of the output (default:
         the input's own size). ``preserve_color``: keep the input's colours (stylized luminance only).
         ``strength``: 0..1, blend of the stylized image with the input (0 returns the input unchanged,
-        without running the network). ``tile``: see `stylize_tensor`.
+        without running the network). ``tile``: see `network`.
         """
-        content = self.content_tensor(image, size)
-        return array_to_pil(
-            self.stylize_content(content, preserve_color=preserve_color, strength=strength, tile=tile).numpy()
-        )
-
-    @staticmethod
-    def content_tensor(
-        image: Image.Image | str | os.PathLike | bytes | torch.Tensor | np.ndarray, size: int | None = None
-    ) -> torch.Tensor:
-        """The input as a (3, H, W) float tensor in [0, 1], longer side resized to ``size`` (Lanczos)."""
-        if isinstance(image, torch.Tensor):
-            t = image.detach().float().cpu()
-            if t.dim() == 4 and t.shape[0] == 1:
-                t = t[0]
-            if t.dim() != 3 or t.shape[0] != 3:
-                raise NSTError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
-            if size is not None:
-                from nst_core.image_io import resize_tensor
-
-                w, h = scaled_size(t.shape[2], t.shape[1], size)
-                t = resize_tensor(t, (h, w)).clamp(0, 1)
-            return t.clamp(0, 1)
-        if isinstance(image, np.ndarray):
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise NSTError(f"expected an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
-            image = Image.fromarray(image, "RGB")
-        img = open_image(image)
-        target = scaled_size(*img.size, size)
-        if target != img.size:
-            img = img.resize(target, Image.Resampling.LANCZOS)
-        return torch.from_numpy(pil_to_array(img))
-
-    def stylize_content(
-        self, content: torch.Tensor, *, preserve_color: bool = False, strength: float = 1.0, tile: int | None = None
-    ) -> torch.Tensor:
-        """(3, H, W) content tensor -> (3, H, W) result with colour preservation and strength applied."""
-        if not 0.0 <= strength <= 1.0:
-            raise NSTError(f"strength must be between 0 and 1, got {strength}")
-        if strength == 0.0:
-            return content.clone()
-        # numpy for the element-wise steps: cheap, and no torch thread pool competing with onnxruntime's
-        y = self.stylize_tensor(content, tile=tile).numpy()
-        np.clip(y, 0.0, 1.0, out=y)
-        if preserve_color:
-            y = _preserve_color(torch.from_numpy(y), content).numpy()
-        if strength < 1.0:
-            y = strength * y + (1.0 - strength) * content.numpy()
-            np.clip(y, 0.0, 1.0, out=y)
-        return torch.from_numpy(y)
+        content = self.content_array(image, size)
+        return array_to_pil(self.stylize_array(content, preserve_color=preserve_color, strength=strength, tile=tile))
 
     def stylize_frames(
         self,
@@ -428,20 +323,29 @@ class Stylizer:
         """
         if not 0.0 <= smooth < 1.0:
             raise NSTError(f"smooth must be in [0, 1), got {smooth}")
-        prev_in: torch.Tensor | None = None
-        prev_out: torch.Tensor | None = None
+        prev_in: np.ndarray | None = None
+        prev_out: np.ndarray | None = None
         for frame in frames:
-            content = self.content_tensor(np.ascontiguousarray(frame[..., :3]), size)
-            out = self.stylize_content(content, preserve_color=preserve_color, strength=strength, tile=tile)
+            content = self.content_array(np.ascontiguousarray(frame[..., :3]), size)
+            out = self.stylize_array(content, preserve_color=preserve_color, strength=strength, tile=tile)
             if smooth > 0 and prev_out is not None and prev_in is not None and prev_in.shape == content.shape:
-                change = (content - prev_in).abs().mean(dim=0, keepdim=True)
-                weight = smooth * (1.0 - change / 0.1).clamp(min=0.0)
+                change = np.abs(content - prev_in).mean(axis=0, keepdims=True)
+                weight = smooth * np.clip(1.0 - change / 0.1, 0.0, None)
                 out = weight * prev_out + (1.0 - weight) * out
             prev_in, prev_out = content, out
-            yield np.asarray(array_to_pil(out.numpy()))
+            yield np.asarray(array_to_pil(out))
 
 
-def _available() -> list[str]:
-    import onnxruntime as ort
+def _tensor_content(image: torch.Tensor, size: int | None) -> np.ndarray:
+    """A (3, H, W) or (1, 3, H, W) tensor as a (3, H, W) array in [0, 1], longer side resized to ``size``."""
+    from nst_core.image_io import resize_tensor, scaled_size
 
-    return list(ort.get_available_providers())
+    t = image.detach().float().cpu()
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise NSTError(f"expected a (3, H, W) image tensor, got shape {tuple(image.shape)}")
+    if size is not None:
+        w, h = scaled_size(t.shape[2], t.shape[1], size)
+        t = resize_tensor(t, (h, w))
+    return np.ascontiguousarray(t.clamp(0, 1).numpy())

@@ -16,7 +16,8 @@ import torch
 from onnx import TensorProto, helper
 from PIL import Image
 
-from infer.stylize import Stylizer, blend_weights, tile_starts
+from infer.stylize import Stylizer
+from infer.tiling import blend_weights, tile_starts
 from nst_core.cli import main
 from nst_core.color import rgb_to_ycbcr
 from nst_core.image_io import load_image, pil_to_tensor
@@ -230,7 +231,7 @@ def test_single_unreadable_image_and_bad_options(tiny_onnx: Path, tmp_path: Path
     with pytest.raises(SystemExit) as exc:
         main(["stylize", str(bad), "--model", str(tiny_onnx), "-o", str(out), "--strength", "1.5"])
     assert exc.value.code == 2
-    one_error_line(capsys.readouterr().err, "--strength", "between 0 and 1")
+    one_error_line(capsys.readouterr().err, "--strength", "in [0, 1]")
     code, _, err = run_cli(["export", str(tmp_path), "-o", str(tmp_path / "m.onnx")], capsys)  # no network here
     assert code == 2
     one_error_line(err, "network.safetensors")
@@ -246,3 +247,126 @@ def test_python_dash_m_infer(tiny_onnx: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["metadata"]["nst.style"] == "tiny-test"
+
+
+# ---------------------------------------------------------------------------------------------- issue 10
+
+
+def test_folder_takes_pillow_formats_and_reports_skipped_files(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    photo(src, "astronaut.png", 40)
+    Image.open(photo(tmp_path, "chelsea.png", 40)).save(src / "sub" / "cat.avif")  # Pillow's registry has .avif
+    (src / "notes.txt").write_text("not a picture")
+    (src / "sub" / "data.csv").write_text("1,2")
+    out = tmp_path / "styled"
+    code, stdout, stderr = run_cli(["stylize", str(src), "--model", str(tiny_onnx), "-o", str(out), "--json"], capsys)
+    assert code == 0
+    summary = json.loads(stdout)
+    assert sorted(Path(p).relative_to(out).as_posix() for p in summary["outputs"]) == ["astronaut.png", "sub/cat.png"]
+    assert summary["skipped"] == [str(src / "notes.txt"), str(src / "sub" / "data.csv")]
+    skipped = [line for line in stderr.splitlines() if "skipped 2 files" in line]
+    assert len(skipped) == 1 and "notes.txt" in skipped[0] and "data.csv" in skipped[0]
+    code, _, stderr = run_cli(["stylize", str(src), "--model", str(tiny_onnx), "-o", str(out), "-q"], capsys)
+    assert code == 0 and stderr == ""  # -q: nothing but errors
+
+
+def test_folder_of_only_other_files_names_them(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "readme.md").write_text("#")
+    code, _, err = run_cli(
+        ["stylize", str(tmp_path / "docs"), "--model", str(tiny_onnx), "-o", str(tmp_path / "o")], capsys
+    )
+    assert code == 2
+    one_error_line(err, "no images or videos", "readme.md")
+
+
+def test_run_folder_or_safetensors_as_model_is_exported_in_memory(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
+    from nst_core.checkpoint_io import save_network
+    from tests.conftest import tiny_net
+
+    run = tmp_path / "runs" / "tiny"
+    save_network(tiny_net(), run / "network.safetensors", {"style": "tiny-run"})
+    src, out = photo(tmp_path, size=40), tmp_path / "out.png"
+    code, stdout, err = run_cli(["stylize", str(src), "--model", str(run), "-o", str(out), "--json"], capsys)
+    assert code == 0, err
+    assert f"exporting {run} to ONNX in memory" in err and "nst export" in err
+    summary = json.loads(stdout)
+    assert summary["model"] == str(run) and summary["style"] == "tiny-run"
+    expected = np.asarray(Stylizer(tiny_onnx).stylize(src), dtype=np.int16)  # the same weights, exported by hand
+    assert np.abs(np.asarray(Image.open(out), dtype=np.int16) - expected).max() <= 1
+    assert not list(tmp_path.rglob("*.onnx"))  # nothing left behind
+    code, stdout, _ = run_cli(
+        ["stylize", "--info", "--json", "-q", "--model", str(run / "network.safetensors")], capsys
+    )
+    info = json.loads(stdout)
+    assert code == 0 and info["exported_on_load"] and info["metadata"]["nst.style"] == "tiny-run"
+
+
+def test_folder_without_a_network_as_model_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(
+        ["stylize", str(photo(tmp_path)), "--model", str(tmp_path / "empty"), "-o", str(tmp_path / "o.png"), "-q"],
+        capsys,
+    )
+    assert code == 2 and not (tmp_path / "o.png").exists()
+    one_error_line(err, "network.safetensors")
+
+
+def test_not_an_onnx_file_hints_at_trained_networks(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\x00\x01 not a protobuf")
+    code, _, err = run_cli(
+        ["stylize", str(photo(tmp_path)), "--model", str(bad), "-o", str(tmp_path / "o.png")], capsys
+    )
+    assert code == 2
+    one_error_line(err, "model.bin", "not an ONNX model", ".safetensors", "nst export")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [("--tile", "8", "at least 32"), ("--quality", "0", "in [1, 100]"), ("--smooth", "1", "in [0, 1)")],
+)
+def test_bad_option_values_are_one_line_before_any_work(
+    tiny_onnx: Path, tmp_path: Path, capsys, flag: str, value: str, needle: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["stylize", str(photo(tmp_path)), "--model", str(tiny_onnx), "-o", str(tmp_path / "o.png"), flag, value])
+    assert exc.value.code == 2
+    one_error_line(capsys.readouterr().err, flag, needle)
+
+
+def test_tile_is_checked_where_it_enters_the_library(tiny_onnx: Path) -> None:
+    from nst_core.errors import NSTError
+
+    with pytest.raises(NSTError, match="at least 32"):
+        Stylizer(tiny_onnx).stylize(Image.new("RGB", (40, 40)), tile=8)
+
+
+def test_help_ends_with_examples_and_loads_no_torch() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from nst_core.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "    main(['stylize', '--help'])\n"
+        "last = out.getvalue().rstrip().splitlines()[-1]\n"
+        "assert last.strip() == 'nst stylize photo.jpg --model runs/candy -o out.png', last\n"
+        "assert not {'torch', 'onnxruntime'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_onnx_model_runs_without_torch(tiny_onnx: Path, tmp_path: Path) -> None:
+    src = photo(tmp_path, size=40)
+    code = (
+        "import sys\n"
+        "from nst_core.cli import main\n"
+        f"assert main(['stylize', {str(src)!r}, '--model', {str(tiny_onnx)!r}, '-o', {str(tmp_path / 'o.jpg')!r},"
+        " '--strength', '0.7', '--tile', '32', '-q']) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "o.jpg").size == Image.open(src).size
