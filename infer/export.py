@@ -275,12 +275,15 @@ def export_onnx(
     ``exporter``: ``auto`` (dynamo, falling back to TorchScript), ``dynamo`` or ``torchscript``.
     """
     from infer.onnx_graph import InferenceNet, graph_opset, to_onnx
-    from infer.precision import calibration_images
 
     t0 = time.perf_counter()
     out = check_output(out)
     precisions = [name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
-    calib = calibration_images(calibration) if precisions else None  # a bad --calibration fails before the export
+    calib = None
+    if precisions:  # onnxruntime's quantizer loads only when needed; a bad --calibration fails before the export
+        from infer.precision import calibration_images
+
+        calib = calibration_images(calibration)
     net, source_meta, source_name = _load_source(source)
     module = InferenceNet(net, rewrite=rewrite).eval()
     model, used = to_onnx(module, int(opset), exporter)
