@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import platform
 import statistics
 import sys
 import time
@@ -29,33 +27,26 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from nst_core.machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nst_core.image_io import load_image  # noqa: E402
+from nst_core.image_io import center_crop, load_image, open_image, pil_to_tensor, scan_images  # noqa: E402
+from nst_core.machine import describe, machine_info  # noqa: E402
 from nst_core.transformer import TransformerNet  # noqa: E402
 from nst_core.vgg import VGGFeatures  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
-from train.data import center_crop  # noqa: E402
 from train.trainer import build_loss, forward_loss, make_optimizer  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-CONTENT, STYLE = ("relu2_2",), ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 
 def photos(folder: Path | None, count: int, size: int) -> torch.Tensor:
-    from PIL import Image
-
     if folder is None or not folder.is_dir():
-        import skimage.data
-
-        folder = Path(os.path.dirname(skimage.data.__file__))
-        files = [folder / n for n in ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")]
+        files = [f"skimage:{n}" for n in ("astronaut", "chelsea", "rocket", "motorcycle_left")]
     else:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    out = [center_crop(Image.open(f).convert("RGB"), size) for f in files[:count]]
+        files = scan_images(folder)[0]
+    out = [pil_to_tensor(center_crop(open_image(f), size)) for f in files[:count]]
     while len(out) < count:
         out += out[: count - len(out)]
     return torch.stack(out)
@@ -68,26 +59,30 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 
 
 class Reference:
-    """pytorch/examples' training step, same network/VGG/layers/weights as the trainer."""
+    """pytorch/examples' training step, same network/VGG/layers/weights as the trainer (``cfg.loss``)."""
 
     def __init__(self, style: torch.Tensor, cfg: TrainConfig) -> None:
         torch.manual_seed(0)
         self.net = TransformerNet.from_variant(cfg.variant)
-        self.vgg = VGGFeatures([*CONTENT, *STYLE], weights=cfg.vgg_weights)
+        self.loss = cfg.loss
+        self.vgg = VGGFeatures([*self.loss.content_layers, *self.loss.style_layers], weights=cfg.vgg_weights)
         self.opt = torch.optim.Adam(self.net.parameters(), cfg.lr)
-        self.cw, self.sw = cfg.content_weight, cfg.style_weight
         with torch.no_grad():
             feats = self.vgg(style.unsqueeze(0))
-        self.gram_style = {n: gram(feats[n]) for n in STYLE}
+        self.gram_style = {n: gram(feats[n]) for n in self.loss.style_layers}
 
     def step(self, x: torch.Tensor) -> float:
         self.opt.zero_grad()
         y = self.net(x)
         features_y = self.vgg(y)
         features_x = self.vgg(x)
-        content = self.cw * F.mse_loss(features_y[CONTENT[0]], features_x[CONTENT[0]])
-        style = sum(F.mse_loss(gram(features_y[n]), self.gram_style[n].expand(len(x), -1, -1)) for n in STYLE)
-        total = content + self.sw * style
+        w = self.loss
+        content = sum(F.mse_loss(features_y[n], features_x[n]) for n in w.content_layers)
+        style = sum(
+            w.layer_weights[n] * F.mse_loss(gram(features_y[n]), self.gram_style[n].expand(len(x), -1, -1))
+            for n in w.style_layers
+        )
+        total = w.content * content + w.style * style
         total.backward()
         self.opt.step()
         return float(total.detach())
@@ -136,16 +131,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(compile=args.compile)
-    style_file = args.style
-    if not style_file.is_file():
-        import skimage.data
-
-        style_file = Path(os.path.dirname(skimage.data.__file__)) / "coffee.png"
+    style_file = str(args.style) if args.style.is_file() else "skimage:coffee"
     style = load_image(style_file, size=args.size)
-    print(f"machine: {describe()}")
+    print(f"machine: {describe(machine_info('cpu'))}")
+    loss = cfg.loss
     print(
-        f"torch {torch.__version__}, python {platform.python_version()}; network {cfg.variant}, caffe VGG19, "
-        f"{args.size} px, style {style_file.name}, photos {args.photos if args.photos.is_dir() else 'skimage'}"
+        f"network {cfg.variant}, {cfg.vgg_weights} VGG19, {args.size} px, style {Path(style_file).name}, "
+        f"photos {args.photos if args.photos.is_dir() else 'skimage'}; loss content {loss.content:g} "
+        f"({','.join(loss.content_layers)}), style {loss.style:g} ({','.join(loss.style_layers)})"
     )
     print(
         f"optimized loop: content-only-to-relu2_2, single VGG pass, VGG channels-last, "

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -20,8 +23,10 @@ from nst_core.cli import main
 from nst_core.errors import NSTError
 from tests.conftest import skimage_photo
 from train.checkpoint import TRAINING_STATE
-from train.config import TrainConfig, build_config, read_yaml
-from train.trainer import run_training
+from train.config import VARIANTS, TrainConfig, build_config, read_yaml
+from train.data import open_source
+from train.state import rng_state, set_rng_state
+from train.trainer import make_optimizer, run_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +53,7 @@ def tiny(tmp_path: Path, photo_dir: Path, style_path: Path, **kw) -> TrainConfig
     base = dict(
         style=str(style_path),
         data=str(photo_dir),
-        out=str(tmp_path / "run"),
+        output=str(tmp_path / "run"),
         image_size=48,
         batch_size=2,
         variant="small",
@@ -78,7 +83,7 @@ def test_loss_falls_and_run_folder_is_complete(tmp_path, photo_dir, style_path):
     totals = [h["total"] for _, h in result.history]
     assert len(totals) == 25
     assert sum(totals[-5:]) / 5 < 0.8 * sum(totals[:5]) / 5, totals
-    run = Path(cfg.out)
+    run = Path(cfg.output)
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step-000000020", "step-000000025"]
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
         "step-000000010.png",
@@ -103,7 +108,12 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "network.safetensors"))
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, photo_dir, style_path):
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, photo_dir, style_path, monkeypatch):
+    from accelerate import Accelerator
+
+    ended = []
+    end_training = Accelerator.end_training
+    monkeypatch.setattr(Accelerator, "end_training", lambda self: ended.append(1) or end_training(self))
     straight = tiny(tmp_path / "a", photo_dir, style_path, max_steps=12)
     run_training(straight)
 
@@ -115,18 +125,19 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, photo_dir
 
     with pytest.raises(KeyboardInterrupt):
         run_training(cut, on_step=crash)
-    assert not (Path(cut.out) / "network.safetensors").exists()
+    assert len(ended) == 2  # the interrupted run still closed its trackers (try/finally)
+    assert not (Path(cut.output) / "network.safetensors").exists()
     resumed = run_training(cut, resume="latest")
     assert resumed.step == 12 and resumed.history[0][0] == 6  # continued at step 6, not from scratch
-    a, b = _weights(Path(straight.out)), _weights(Path(cut.out))
+    a, b = _weights(Path(straight.output)), _weights(Path(cut.output))
     assert a.keys() == b.keys()
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst <= RESUME_ATOL, worst
-    state = torch.load(Path(cut.out) / "checkpoints" / "step-000000012" / TRAINING_STATE, weights_only=False)
+    state = torch.load(Path(cut.output) / "checkpoints" / "step-000000012" / TRAINING_STATE, weights_only=True)
     assert state["position"] == 12 * 2  # data position: 12 steps of batch 2
 
 
-def test_corrupt_files_are_skipped_and_reported(tmp_path, photo_dir, style_path, capsys):
+def test_corrupt_files_are_skipped_and_reported_on_stderr(tmp_path, photo_dir, style_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     for p in photo_dir.rglob("*.jpg"):
@@ -139,8 +150,11 @@ def test_corrupt_files_are_skipped_and_reported(tmp_path, photo_dir, style_path,
     assert result.step == 8
     assert {Path(f).name for f in result.skipped_files} == {"garbage.jpg", "truncated.jpg"}
     assert result.skipped >= 2
-    out = capsys.readouterr().out
-    assert "skipping unreadable image" in out and f"skipped {result.skipped} unreadable image(s)" in out
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "skipping unreadable image" in err and f"skipped {result.skipped} unreadable image(s)" in err
+    assert "trained on the other 4 of 6 image files" in err and "data: 6 image files" in err
+    assert captured.out == ""
 
 
 def test_streaming_local_folder_trains(tmp_path, photo_dir, style_path):
@@ -163,31 +177,32 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, photo_dir, style_path, capsys
     common = ["--data", str(photo_dir), "--image-size", "48", "--max-steps", "1", "--num-workers", "0"]
     bad_style = tmp_path / "style.png"
     bad_style.write_bytes(b"\x89PNG not really")
-    code, err = _cli(capsys, "--style", str(bad_style), "--out", str(tmp_path / "r1"), *common)
+    code, err = _cli(capsys, "--style", str(bad_style), "-o", str(tmp_path / "r1"), *common)
     assert code == 2 and "style.png" in err and len(err.splitlines()) == 1
 
     empty = tmp_path / "empty"
     (empty / "nested").mkdir(parents=True)
     (empty / "notes.txt").write_text("no pictures here")
-    code, err = _cli(capsys, "--style", str(style_path), "--data", str(empty), "--out", str(tmp_path / "r2"))
-    assert code == 2 and "no images found" in err and len(err.splitlines()) == 1
+    code, err = _cli(capsys, "--style", str(style_path), "--data", str(empty), "-o", str(tmp_path / "r2"))
+    assert code == 2 and "no images found" in err and "1 other file" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r2").exists()
 
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("style_weight: 10\nlearning_rate: 0.1\n")
-    code, err = _cli(capsys, "--config", str(cfg), "--style", str(style_path), "--out", str(tmp_path / "r3"), *common)
+    code, err = _cli(capsys, "--config", str(cfg), "--style", str(style_path), "-o", str(tmp_path / "r3"), *common)
     assert code == 2 and "unknown config key 'learning_rate'" in err and len(err.splitlines()) == 1
 
     (tmp_path / "r4").mkdir()
-    code, err = _cli(capsys, "--style", str(style_path), "--out", str(tmp_path / "r4"), "--resume", *common)
+    code, err = _cli(capsys, "--style", str(style_path), "-o", str(tmp_path / "r4"), "--resume", *common)
     assert code == 2 and "no checkpoint" in err and len(err.splitlines()) == 1
 
-    code, err = _cli(capsys, "--style", str(style_path), "--out", str(finished), *common)
+    code, err = _cli(capsys, "--style", str(style_path), "-o", str(finished), *common)
     assert code == 2 and "already holds checkpoints" in err and "--resume" in err
 
     code, err = _cli(
-        capsys, "--style", str(style_path), "--data", str(tmp_path / "missing" / "dir"), "--out", str(tmp_path / "r5")
+        capsys, "--style", str(style_path), "--data", str(tmp_path / "missing" / "dir"), "-o", str(tmp_path / "r5")
     )
-    assert code == 2 and "no such folder" in err
+    assert code == 2 and "no such folder" in err and not (tmp_path / "r5").exists()
 
 
 def test_hub_failure_is_one_line(monkeypatch):
@@ -196,8 +211,6 @@ def test_hub_failure_is_one_line(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
-    from train.data import open_source
-
     with pytest.raises(NSTError, match="not a local folder, and loading it as a hub dataset failed") as e:
         open_source("nobody-here/no-such-dataset")
     assert "\n" not in str(e.value)
@@ -217,12 +230,23 @@ def test_configs_are_valid_and_default_yaml_matches_code():
     defaults = read_yaml(ROOT / "configs" / "default.yaml")
     assert build_config(defaults).to_dict() == TrainConfig().to_dict()
     assert set(defaults) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(defaults["loss"]) == set(TrainConfig().loss.to_dict())
     styles = [p for p in (ROOT / "configs").glob("*.yaml") if p.name != "default.yaml"]
     assert len(styles) >= 5
+    default = TrainConfig().to_dict()
     for p in styles:
         values = read_yaml(p)
-        assert "style" in values and "style_weight" in values, p
-        build_config(values)
+        assert "style" in values, p
+        cfg = build_config(values).to_dict()
+        # nanoGPT style: a preset states only what differs from the defaults
+        assert all(cfg[k] != default[k] for k in values if k not in ("style", "loss")), p
+        assert all(cfg["loss"][k] != default["loss"][k] for k in values.get("loss", {})), p
+
+
+def test_variants_match_the_network_module():
+    from nst_core.transformer import VARIANTS as NETWORK_VARIANTS
+
+    assert tuple(NETWORK_VARIANTS) == VARIANTS
 
 
 @pytest.mark.slow
@@ -237,7 +261,7 @@ def test_sigkill_never_corrupts_the_run_folder(tmp_path, photo_dir, style_path):
         str(style_path),
         "--data",
         str(photo_dir),
-        "--out",
+        "-o",
         str(run),
         "--image-size",
         "48",
@@ -274,3 +298,135 @@ def test_sigkill_never_corrupts_the_run_folder(tmp_path, photo_dir, style_path):
     result = run_training(cfg, resume="latest")
     assert result.step == last + 2 and result.history[0][0] == last + 1
     assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+# ------------------------------------------------------------------ config: the loss section, old keys, checks
+
+
+def _yaml(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_yaml_loss_section_merges_onto_defaults_and_old_flat_keys_map_into_it(tmp_path):
+    partial = build_config(read_yaml(_yaml(tmp_path, "a.yaml", "loss: {style: 0.5}\n")))
+    assert partial.loss.style == 0.5 and partial.loss.content == 1.0
+    assert list(partial.loss.style_layers) == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    layered = build_config(read_yaml(tmp_path / "a.yaml"), read_yaml(_yaml(tmp_path, "b.yaml", "loss: {tv: 2}\n")))
+    assert (layered.loss.style, layered.loss.tv) == (0.5, 2.0)  # a later file keeps what an earlier one set
+    old = "out: runs/x\ncontent_weight: 3\nstyle_weight: 7\ntv_weight: 1\nstyle_layers: relu1_2,relu2_2\n"
+    legacy = build_config(read_yaml(_yaml(tmp_path, "old.yaml", old)))
+    assert legacy.output == "runs/x"
+    assert (legacy.loss.content, legacy.loss.style, legacy.loss.tv) == (3.0, 7.0, 1.0)
+    assert list(legacy.loss.style_layers) == ["relu1_2", "relu2_2"]
+    saved = tmp_path / "saved.yaml"  # what a run folder's config.yaml now holds reads back the same
+    from train.config import save_yaml
+
+    save_yaml(legacy, saved)
+    assert build_config(read_yaml(saved)) == legacy and "content_weight" not in saved.read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("variant: huge\n", "variant must be one of standard, small"),
+        ("loss: {style_layers: [relu9_9]}\n", "unknown layer 'relu9_9'"),
+        ("style_layers: [relu2_2, relu9_9]\n", "unknown layer 'relu9_9'"),
+        ("style_size: 0\n", "style_size must be a positive integer"),
+        ("crop_scale: [0.9, 0.5]\n", "crop_scale must be"),
+        ("loss: {gram: 1}\n", "unknown loss key 'gram'"),
+        ("image_size: big\n", "cannot use 'big'"),
+        ("vgg_weights: cafe\n", "vgg_weights must be caffe, torchvision or"),
+    ],
+)
+def test_bad_yaml_value_fails_naming_the_file_before_any_run_folder(
+    tmp_path, style_path, photo_dir, capsys, text, needle
+):
+    bad = _yaml(tmp_path, "bad.yaml", text)
+    run = tmp_path / "run"
+    code, err = _cli(capsys, "-c", str(bad), "--style", str(style_path), "--data", str(photo_dir), "-o", str(run))
+    assert code == 2 and needle in err and "bad.yaml" in err and len(err.splitlines()) == 1, err
+    assert not run.exists()
+
+
+def test_flags_override_config_files_and_out_is_a_deprecated_alias(tmp_path, capsys):
+    from nst_core.cli import build_parser
+    from train.cli import config_from_args
+
+    cfg_file = _yaml(tmp_path, "c.yaml", "loss: {style: 0.5, tv: 3}\nimage_size: 64\n")
+    argv = ["train", "-c", str(cfg_file), "--style-weight", "0.7", "--out", "runs/old", "--crop-scale", "0.5,0.9"]
+    cfg = config_from_args(build_parser("train").parse_args(argv))
+    assert (cfg.loss.style, cfg.loss.tv, cfg.image_size) == (0.7, 3.0, 64)
+    assert cfg.output == "runs/old" and cfg.crop_scale == (0.5, 0.9)
+    assert "--out is deprecated" in capsys.readouterr().err
+    assert "--out" not in build_parser("train").format_help().split("examples:")[0].replace("--output", "")
+
+
+def test_train_cli_does_not_import_torch():
+    code = "import sys, train.cli, nst_core.cli; nst_core.cli.build_parser('train'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+# ------------------------------------------------------------------ data: every image, whatever its name
+
+
+def _tiny_images(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(folder / name)
+
+
+HOLIDAY = [f"holiday_{i:02d}.jpg" for i in range(6)] + ["my_training_photo.jpg", "test_shot.jpg"]
+
+
+@pytest.mark.parametrize(
+    "names", [HOLIDAY, [f"coco_val2017_{i:012d}.jpg" for i in (139, 285, 632)]], ids=["holiday", "coco_val"]
+)
+def test_local_folder_uses_every_image_whatever_its_name(tmp_path, names):
+    """datasets' imagefolder split these by file name (only my_training_photo.jpg trained; no train split)."""
+    _tiny_images(tmp_path / "data", names)
+    for streaming in (False, True):
+        source = open_source(str(tmp_path / "data"), streaming=streaming)
+        assert source.length == len(names)
+        used = sorted(Path(row[source.column]["path"]).name for row in source.dataset)
+        assert used == sorted(names)
+
+
+def test_json_summary_alone_on_stdout_and_data_report_on_stderr(tmp_path, style_path, capsys):
+    data = tmp_path / "data"
+    _tiny_images(data, HOLIDAY)
+    (data / "notes.txt").write_text("not a picture")
+    (data / "aaa_corrupt.jpg").write_bytes(b"not a JPEG")  # sorted first: met by the sample photos
+    args = ["--style", str(style_path), "--data", str(data), "-o", str(tmp_path / "run"), "--image-size", "32"]
+    args += ["--batch-size", "2", "--variant", "small", "--num-workers", "0", "--max-steps", "2"]
+    args += ["--num-samples", "2", "--report-to", "none", "--json"]
+    code = main(["train", *args])
+    captured = capsys.readouterr()
+    assert code == 0
+    summary = json.loads(captured.out)  # nothing else on stdout
+    assert summary["step"] == 2 and Path(summary["network"]).is_file()
+    assert [Path(f).name for f in summary["skipped_files"]] == ["aaa_corrupt.jpg"]
+    err = captured.err
+    assert "data: 9 image files" in err and "1 non-image file(s) ignored (notes.txt)" in err
+    assert "trained on the other 8 of 9 image files" in err and "trained 2 steps" in err
+
+
+# ------------------------------------------------------------------ optimizer and training state
+
+
+def test_make_optimizer_follows_its_device():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    cfg = TrainConfig()
+    assert make_optimizer(params, cfg, torch.device("cpu")).defaults["fused"] is True
+    assert not make_optimizer(params, cfg, torch.device("meta")).defaults["fused"]  # no fused kernel there
+    assert not make_optimizer(params, dataclasses.replace(cfg, fused_adam=False), torch.device("cpu")).defaults["fused"]
+
+
+def test_rng_states_survive_a_weights_only_load(tmp_path):
+    torch.save({"rng": [rng_state()]}, tmp_path / "state.pt")
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(torch.load(tmp_path / "state.pt", weights_only=True)["rng"][0])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected

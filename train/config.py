@@ -1,7 +1,9 @@
 """Training configuration: one dataclass, YAML presets in configs/, command-line overrides.
 
 Precedence (lowest first): dataclass defaults < the run folder's saved config (on --resume)
-< ``--config FILE`` < command-line flags. The effective config is written to RUN_DIR/config.yaml.
+< ``--config FILE`` < command-line flags. Each layer is checked as it is applied, so a bad value
+fails naming its file before any run folder exists. The effective config is written to
+RUN_DIR/config.yaml. No torch import: the CLI reads its defaults from here.
 """
 
 from __future__ import annotations
@@ -17,19 +19,56 @@ import yaml
 
 from nst_core.errors import NSTError
 from nst_core.image_io import atomic_path
+from nst_core.loss_weights import LossWeights
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them.
-PATH_KEYS = ("style", "data", "out")
+PATH_KEYS = ("style", "data", "output")
+#: TransformerNet variants (nst_core.transformer.VARIANTS, which imports torch; a test keeps them equal).
+VARIANTS = ("standard", "small")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+TRACKERS = ("tensorboard", "none")
+#: Old flat keys, still accepted in YAML files and in run folders saved before the `loss:` section
+#: (and `out`, the run folder's name before `-o/--output`): old key -> new key (``loss.<name>``: in `loss`).
+LEGACY_KEYS = {
+    "out": "output",
+    "content_weight": "loss.content",
+    "style_weight": "loss.style",
+    "tv_weight": "loss.tv",
+    "content_layers": "loss.content_layers",
+    "style_layers": "loss.style_layers",
+    "style_layer_weights": "loss.style_layer_weights",
+}
+POSITIVE_INTS = (
+    "image_size",
+    "batch_size",
+    "grad_accum",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "sample_every",
+    "num_samples",
+    "log_every",
+)
+
+
+def train_loss() -> LossWeights:
+    """The trainer's loss: Johnson et al.'s layers, content 1 / style 0.2 (calibration: configs/default.yaml)."""
+    return LossWeights(
+        content=1.0,
+        style=0.2,
+        tv=0.0,
+        content_layers=("relu2_2",),
+        style_layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+    )
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on. Defaults follow Johnson et al. (2016) / pytorch examples."""
+    """Everything a training run depends on, validated on creation. Defaults follow Johnson et al. (2016)."""
 
     # inputs and outputs
     style: str | None = None  # style image (any Pillow format)
     data: str | None = None  # image folder (recursive) or a `datasets` hub name
-    out: str | None = None  # run folder
+    output: str | None = None  # run folder
     data_split: str = "train"  # split of a hub dataset
     streaming: bool = False  # stream a hub dataset instead of downloading it
     # network
@@ -40,12 +79,8 @@ class TrainConfig:
     batch_size: int = 4  # per process
     num_workers: int = 2  # DataLoader workers decoding images
     # loss (caffe VGG19; see configs/default.yaml for the calibration note)
-    vgg_weights: str = "caffe"
-    content_weight: float = 1.0
-    style_weight: float = 0.2
-    tv_weight: float = 0.0
-    content_layers: list[str] = field(default_factory=lambda: ["relu2_2"])
-    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    vgg_weights: str = "caffe"  # caffe | torchvision | path of a VGG19 state dict
+    loss: LossWeights = field(default_factory=train_loss)
     style_size: int | None = None  # longer side of the style image; None: image_size
     # optimisation
     lr: float = 1e-3  # Adam, betas (0.9, 0.999), as in Johnson et al.
@@ -67,53 +102,66 @@ class TrainConfig:
     log_every: int = 10  # steps between TensorBoard scalars
     report_to: str = "tensorboard"  # tensorboard | none
 
-    def validate(self) -> TrainConfig:
-        """NSTError for values no run can use; returns self for chaining."""
-        for name in (
-            "image_size",
-            "batch_size",
-            "grad_accum",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "sample_every",
-            "num_samples",
-            "log_every",
-        ):
-            if int(getattr(self, name)) <= 0:
-                raise NSTError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise NSTError(f"max_steps must be a positive integer, got {self.max_steps}")
-        if self.max_steps is None and not self.epochs > 0:
-            raise NSTError(f"epochs must be > 0, got {self.epochs}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise NSTError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
-        if self.report_to not in ("tensorboard", "none"):
-            raise NSTError(f"report_to must be tensorboard or none, got {self.report_to!r}")
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise NSTError(f"crop_scale must satisfy 0 < min <= max <= 1, got {list(self.crop_scale)}")
-        if self.num_workers < 0:
-            raise NSTError(f"num_workers must be >= 0, got {self.num_workers}")
-        for name in ("lr", "content_weight", "style_weight", "tv_weight"):
-            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
-                raise NSTError(f"{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(self, name)}")
-        return self
+    def __post_init__(self) -> None:
+        for name in POSITIVE_INTS:
+            _check(name, getattr(self, name), getattr(self, name) > 0, "a positive integer")
+        for name in ("max_steps", "style_size"):
+            value = getattr(self, name)
+            _check(name, value, value is None or value > 0, "a positive integer or null")
+        _check("num_workers", self.num_workers, self.num_workers >= 0, ">= 0")
+        _check("lr", self.lr, self.lr > 0, "> 0")
+        _check("epochs", self.epochs, self.epochs > 0, "> 0")
+        for name, choices in (("variant", VARIANTS), ("mixed_precision", MIXED_PRECISION), ("report_to", TRACKERS)):
+            _check(name, getattr(self, name), getattr(self, name) in choices, "one of " + ", ".join(choices))
+        self.crop_scale = tuple(float(v) for v in self.crop_scale)  # type: ignore[assignment]
+        scale = self.crop_scale
+        ok = len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1
+        _check("crop_scale", list(scale), ok, "MIN,MAX with 0 < MIN <= MAX <= 1")
+        known_vgg = self.vgg_weights in ("caffe", "torchvision") or Path(self.vgg_weights).is_file()
+        _check("vgg_weights", self.vgg_weights, known_vgg, "caffe, torchvision or an existing state-dict file")
+        if not isinstance(self.loss, LossWeights):
+            raise NSTError(f"loss must be a LossWeights, got {type(self.loss).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values for YAML, JSON and metadata (the loss as a `loss:` section)."""
         d = asdict(self)
         d["crop_scale"] = list(self.crop_scale)
+        d["loss"] = self.loss.to_dict()
         return d
+
+    def updated(self, values: Mapping[str, Any], source: str) -> TrainConfig:
+        """A copy with ``values`` (checked keys) applied; a `loss` mapping merges onto the current loss."""
+        values = dict(values)
+        loss = values.get("loss")
+        try:
+            if loss is not None and not isinstance(loss, LossWeights):
+                values["loss"] = LossWeights.from_dict(loss, source="loss", base=self.loss)
+            return dataclasses.replace(self, **values)
+        except NSTError as e:
+            raise NSTError(f"{source}: {e}") from None
+
+
+def _check(name: str, value: Any, ok: bool, expected: str) -> None:
+    if not ok:
+        raise NSTError(f"{name} must be {expected}, got {value!r}")
 
 
 KNOWN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 
-def _coerce(name: str, value: Any) -> Any:
+class Settings(dict):
+    """Checked config values from one place (a YAML file, the command line); ``source`` names it in errors."""
+
+    def __init__(self, values: Mapping[str, Any] = (), source: str = "config") -> None:  # type: ignore[assignment]
+        super().__init__(values)
+        self.source = source
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
     """Light type coercion of YAML values (e.g. `1e-3` read as a string by YAML 1.1)."""
-    default = TrainConfig.__dataclass_fields__[name]
-    kind = str(default.type)
-    if value is None:
-        return None
+    kind = str(TrainConfig.__dataclass_fields__[name].type)
+    if value is None or name == "loss":
+        return value
     try:
         if kind.startswith("int"):
             return int(value)
@@ -125,25 +173,38 @@ def _coerce(name: str, value: Any) -> Any:
             return bool(value)
         if kind.startswith("tuple"):
             return tuple(float(v) for v in value)
-        if kind.startswith("list"):
-            return [s.strip() for s in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
     except (TypeError, ValueError):
-        raise NSTError(f"config key {name!r}: cannot use {value!r} as {kind}") from None
+        raise NSTError(f"{source}: config key {name!r}: cannot use {value!r} as {kind}") from None
     return value
 
 
-def check_keys(values: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Normalise keys (`image-size` == `image_size`) and reject unknown ones with one line."""
-    out = {}
+def _split(value: Any) -> Any:
+    """``relu1_2,relu2_2`` (a list written as one string, as on the command line) -> a list."""
+    return [t.strip() for t in value.split(",") if t.strip()] if isinstance(value, str) else value
+
+
+def check_keys(values: Mapping[str, Any], source: str) -> Settings:
+    """Normalise keys (`image-size` == `image_size`), map the old flat keys, reject unknown ones."""
+    out, loss = Settings(source=source), {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
-        if name not in KNOWN_KEYS:
+        name = LEGACY_KEYS.get(name, name)
+        if name.startswith("loss."):
+            loss[name[5:]] = _split(value)
+        elif name == "loss":
+            if not isinstance(value, Mapping):
+                raise NSTError(f"{source}: `loss` must be a mapping of key: value, got {value!r}")
+            loss.update({k: _split(v) for k, v in value.items()})
+        elif name in KNOWN_KEYS:
+            out[name] = _coerce(name, value, source)
+        else:
             raise NSTError(f"{source}: unknown config key {key!r} (known keys: {', '.join(KNOWN_KEYS)})")
-        out[name] = _coerce(name, value)
+    if loss:
+        out["loss"] = loss
     return out
 
 
-def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+def read_yaml(path: str | os.PathLike) -> Settings:
     """A YAML config file as checked key/values, relative paths resolved against its folder."""
     p = Path(path)
     try:
@@ -167,11 +228,12 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def build_config(*layers: Mapping[str, Any]) -> TrainConfig:
-    """Apply mappings of overrides in order on top of the defaults, then validate."""
+    """Apply mappings of overrides in order on top of the defaults, each checked as it is applied."""
     cfg = TrainConfig()
     for layer in layers:
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in layer.items()})
-    return cfg.validate()
+        source = getattr(layer, "source", "config")
+        cfg = cfg.updated(layer if isinstance(layer, Settings) else check_keys(layer, source), source)
+    return cfg
 
 
 def save_yaml(cfg: TrainConfig, path: str | os.PathLike) -> None:

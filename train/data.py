@@ -13,7 +13,7 @@ import io
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from nst_core.errors import NSTError
-from nst_core.image_io import open_image
+from nst_core.image_io import center_crop, open_image, pil_to_tensor, scan_images
+from train.config import TrainConfig
 
 _HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
@@ -37,6 +38,15 @@ class ImageSource:
     column: str
     length: int | None
     streaming: bool
+    ignored: list[Path] = field(default_factory=list)  # non-image files of a local folder
+
+    def summary(self) -> str:
+        """One line for stderr: what will be trained on, and what was left out."""
+        count = f"{self.length} image files" if self.length is not None else "a stream of images"
+        if not self.ignored:
+            return f"data: {count} from {self.name}"
+        names = ", ".join(p.name for p in self.ignored[:3]) + (" ..." if len(self.ignored) > 3 else "")
+        return f"data: {count} from {self.name}; {len(self.ignored)} non-image file(s) ignored ({names})"
 
 
 def _image_column(ds: Any, name: str) -> str:
@@ -53,44 +63,52 @@ def _image_column(ds: Any, name: str) -> str:
 
 
 def open_source(data: str, split: str = "train", streaming: bool = False) -> ImageSource:
-    """Open a local image folder (recursive, via `imagefolder`) or a hub dataset; NSTError on failure."""
+    """Open a local image folder (every image file, recursively) or a hub dataset; NSTError on failure."""
     import datasets
-    from datasets import load_dataset
 
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     path = Path(data).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise NSTError(f"{data}: --data must be a folder of images or a dataset name, not a file")
-        try:
-            ds = load_dataset("imagefolder", data_dir=str(path), split="train", streaming=streaming)
-        except Exception as e:  # EmptyDatasetError, FileNotFoundError, ...
-            empty = ("doesn't contain any data files", "corresponds to no data")
-            if any(m in str(e) for m in empty) or type(e).__name__ in ("EmptyDatasetError", "FileNotFoundError"):
-                raise NSTError(f"{data}: no images found in this folder (searched recursively)") from None
-            raise NSTError(f"{data}: cannot read image folder ({type(e).__name__}: {_first_line(e)})") from None
-    else:
-        if not _HUB_NAME.match(data):
-            raise NSTError(f"{data}: no such folder")
-        try:
-            ds = load_dataset(data, split=split, streaming=streaming)
-        except Exception as e:
-            raise NSTError(
-                f"{data}: not a local folder, and loading it as a hub dataset failed "
-                f"({type(e).__name__}: {_first_line(e)})"
-            ) from None
+        return _open_folder(data, path, streaming)
+    if not _HUB_NAME.match(data):
+        raise NSTError(f"{data}: no such folder")
+    try:
+        ds = datasets.load_dataset(data, split=split, streaming=streaming)
+    except Exception as e:
+        raise NSTError(
+            f"{data}: not a local folder, and loading it as a hub dataset failed ({type(e).__name__}: {_first_line(e)})"
+        ) from None
     column = _image_column(ds, data)
     ds = ds.cast_column(column, datasets.Image(decode=False))  # we decode, so corrupt files can be skipped
     if streaming:
-        splits = getattr(ds.info, "splits", None) or {}
-        info = splits.get("train" if path.exists() else split)
+        info = (getattr(ds.info, "splits", None) or {}).get(split)
         length = info.num_examples if info is not None and info.num_examples else None
     else:
         length = len(ds)
     if length == 0:
         raise NSTError(f"{data}: the dataset is empty")
     return ImageSource(data, ds, column, length, streaming)
+
+
+def _open_folder(data: str, path: Path, streaming: bool) -> ImageSource:
+    """Every file Pillow can read, whatever its name.
+
+    Not `datasets`' imagefolder: it infers splits from file NAMES (``test_shot.jpg`` goes to a test
+    split, a folder of ``coco_val2017_*.jpg`` has no train split at all).
+    """
+    import datasets
+
+    if not path.is_dir():
+        raise NSTError(f"{data}: --data must be a folder of images or a dataset name, not a file")
+    images, others = scan_images(path)
+    if not images:
+        raise NSTError(f"{data}: no images found in this folder (searched recursively; {len(others)} other file(s))")
+    ds = datasets.Dataset.from_dict({"image": [str(p) for p in images]})
+    ds = ds.cast_column("image", datasets.Image(decode=False))  # we decode, so corrupt files can be skipped
+    if streaming:
+        ds = ds.to_iterable_dataset()
+    return ImageSource(data, ds, "image", len(images), streaming, ignored=others)
 
 
 def _first_line(e: BaseException) -> str:
@@ -139,15 +157,6 @@ def random_crop(img: Image.Image, size: int, scale: Sequence[float], rng: np.ran
         (size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side), reducing_gap=2.0
     )
     return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-
-
-def center_crop(img: Image.Image, size: int) -> torch.Tensor:
-    """The central square, resized to ``size`` (for the fixed sample photos)."""
-    w, h = img.size
-    s = min(w, h)
-    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-    crop = img.resize((size, size), Image.Resampling.LANCZOS, box=box)
-    return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -256,31 +265,23 @@ def collate(items: list[tuple[torch.Tensor, int, list[str]]]) -> tuple[torch.Ten
 
 
 def make_loader(
-    source: ImageSource,
-    size: int,
-    batch_size: int,
-    scale: Sequence[float],
-    seed: int,
-    start: int,
-    num_workers: int,
-    rank: int = 0,
-    world: int = 1,
-    pin_memory: bool = False,
+    cfg: TrainConfig, source: ImageSource, start: int = 0, rank: int = 0, world: int = 1, pin_memory: bool = False
 ) -> DataLoader:
     """An endless loader of (uint8 images, positions, skipped names) starting at global position ``start``."""
+    size, scale, seed = cfg.image_size, cfg.crop_scale, cfg.seed
     if source.streaming:
-        ds = StreamedImages(source, size, scale, seed, start, rank, world)
-        return DataLoader(ds, batch_size=batch_size, num_workers=0, collate_fn=collate, pin_memory=pin_memory)
-    ds = CroppedImages(source, size, scale, seed)
+        stream = StreamedImages(source, size, scale, seed, start, rank, world)
+        return DataLoader(stream, batch_size=cfg.batch_size, num_workers=0, collate_fn=collate, pin_memory=pin_memory)
+    workers = cfg.num_workers
     return DataLoader(
-        ds,
-        batch_size=batch_size,
+        CroppedImages(source, size, scale, seed),
+        batch_size=cfg.batch_size,
         sampler=PositionSampler(start, rank, world),
-        num_workers=num_workers,
+        num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,
-        persistent_workers=num_workers > 0,
-        prefetch_factor=4 if num_workers > 0 else None,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
     )
 
 
@@ -295,7 +296,7 @@ def sample_photos(source: ImageSource, count: int, size: int) -> tuple[torch.Ten
     for row in rows:
         value = row[source.column]
         try:
-            photos.append(center_crop(decode(value, size), size))
+            photos.append(pil_to_tensor(center_crop(decode(value, size), size)))
         except NSTError:
             skipped.append(_describe(value))
             continue

@@ -7,9 +7,9 @@ SK=$(python -c "import os, skimage.data; print(os.path.dirname(skimage.data.__fi
 DATA=$(mktemp -d)
 cp "$SK"/astronaut.png "$SK"/chelsea.png "$SK"/rocket.jpg "$SK"/motorcycle_left.png "$DATA"/
 rm -rf "$RUN"
-nst train --style "$SK/coffee.png" --data "$DATA" --out "$RUN" --max-steps 20 --image-size 64 \
+nst train --style "$SK/coffee.png" --data "$DATA" -o "$RUN" --max-steps 20 --image-size 64 \
     --variant small --checkpoint-every 10 --sample-every 10 --log-every 5
-nst train --out "$RUN" --resume --max-steps 30          # picks up the saved config at step 20
+nst train -o "$RUN" --resume --max-steps 30          # picks up the saved config at step 20
 python -c "from nst_core.checkpoint_io import load_network; n, m = load_network('$RUN'); print('network:', m['variant'], 'step', m['step'], 'style', m['style'])"
 ls "$RUN" "$RUN/checkpoints" "$RUN/samples"
 rm -rf "$DATA"

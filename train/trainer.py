@@ -1,4 +1,4 @@
-"""The training loop (Johnson et al. 2016): one Accelerator, one loop, everything else in helpers.
+"""The training loop (Johnson et al. 2016): one Accelerator, one loop, each phase a named method.
 
 Speed-ups over the plain pytorch/examples loop (see benchmarks/train_speed.py):
 content targets run VGG only up to the content layer (relu2_2), the stylized batch makes a
@@ -8,8 +8,8 @@ bf16/fp16 autocast and torch.compile, uint8 batches decoded by DataLoader worker
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,16 +20,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from nst_core.checkpoint_io import NETWORK_FILE, save_network
 from nst_core.errors import NSTError
 from nst_core.image_io import load_image, save_image
-from nst_core.losses import LossWeights, PerceptualLoss
+from nst_core.losses import PerceptualLoss
 from nst_core.transformer import TransformerNet
-from train import checkpoint as ckpt
+from train.checkpoint import Checkpointer, step_dir_name
 from train.config import TrainConfig, save_yaml
-from train.data import make_loader, open_source, sample_photos
+from train.data import ImageSource, make_loader, open_source, sample_photos
+from train.state import TrainingState, rng_state
 
 TERMS = ("content", "style", "tv", "total")
+OnStep = Callable[[int, dict[str, torch.Tensor]], None]
 
 
 @dataclass
@@ -46,14 +47,7 @@ class TrainResult:
 
 def build_loss(cfg: TrainConfig, style: torch.Tensor, device: torch.device) -> PerceptualLoss:
     """Perceptual loss with the style Gram targets computed once, on the training device."""
-    weights = LossWeights(
-        content=cfg.content_weight,
-        style=cfg.style_weight,
-        tv=cfg.tv_weight,
-        content_layers=cfg.content_layers,
-        style_layers=cfg.style_layers,
-    )
-    loss = PerceptualLoss.build(weights, vgg_weights=cfg.vgg_weights).to(device)
+    loss = PerceptualLoss.build(cfg.loss, vgg_weights=cfg.vgg_weights).to(device)
     if cfg.channels_last:
         loss.to(memory_format=torch.channels_last)
     loss.set_style([style.to(device)])
@@ -74,14 +68,19 @@ def forward_loss(
     return loss_fn(y.contiguous(memory_format=memory), targets)
 
 
+def _fused_devices() -> list[str]:
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        return list(_get_fused_kernels_supported_devices())
+    except ImportError:  # older torch: fused Adam is CUDA-only there
+        return ["cuda"]
+
+
 def make_optimizer(params: Any, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Adam(lr, betas=(0.9, 0.999)) as in Johnson et al.; the fused kernel when this torch has it."""
-    if cfg.fused_adam:
-        try:
-            return torch.optim.Adam(params, lr=cfg.lr, fused=True)
-        except (RuntimeError, ValueError, TypeError):
-            pass  # older torch / unsupported device: fall through to the foreach kernel
-    return torch.optim.Adam(params, lr=cfg.lr)
+    """Adam(lr, betas=(0.9, 0.999)) as in Johnson et al.; the fused kernel when ``device`` has one."""
+    fused = cfg.fused_adam and torch.device(device).type in _fused_devices()
+    return torch.optim.Adam(params, lr=cfg.lr, fused=True if fused else None)
 
 
 def total_steps(cfg: TrainConfig, length: int | None, world: int) -> int:
@@ -122,152 +121,212 @@ def save_samples(net: nn.Module, photos: torch.Tensor, path: Path, autocast: Any
     save_image(grid, path)
 
 
+@dataclass
+class RunInputs:
+    """The user's inputs, checked before the run folder is created (a typo never leaves an empty run)."""
+
+    style: torch.Tensor
+    source: ImageSource
+    checkpointer: Checkpointer
+    resume_from: Path | None
+
+
+def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
+    """Style image, data, run folder and resume point; NSTError naming the first problem."""
+    for value, missing in (
+        (cfg.style, "no style image: give --style FILE (or a config that sets style)"),
+        (cfg.data, "no training data: give --data FOLDER_OR_DATASET"),
+        (cfg.output, "no run folder: give -o/--output RUN_DIR"),
+    ):
+        if not value:
+            raise NSTError(missing)
+    checkpointer = Checkpointer(
+        cfg.output, cfg.keep_checkpoints, {"style": Path(cfg.style).stem, "config": cfg.to_dict()}
+    )
+    style = load_image(cfg.style, size=cfg.style_size or cfg.image_size)
+    resume_from = checkpointer.resolve(resume) if resume else None
+    if resume_from is None and checkpointer.latest() is not None:
+        raise NSTError(
+            f"{cfg.output} already holds checkpoints of a run: add --resume to continue it, or choose a new --output"
+        )
+    source = open_source(cfg.data, cfg.data_split, cfg.streaming)
+    return RunInputs(style, source, checkpointer, resume_from)
+
+
+class Throughput:
+    """Images per second since the last reading (for the progress bar and TensorBoard)."""
+
+    def __init__(self) -> None:
+        self.images, self.start = 0, time.perf_counter()
+
+    def add(self, images: int) -> None:
+        self.images += images
+
+    def rate(self) -> float:
+        now = time.perf_counter()
+        rate = self.images / max(now - self.start, 1e-9)
+        self.images, self.start = 0, now
+        return rate
+
+
+class Trainer:
+    """One run: accelerator, network, loss, optimizer, training state and checkpointer, built once;
+    the loop calls `train_step`, `log`, `save_samples` and `save_checkpoint` as their turn comes."""
+
+    def __init__(self, cfg: TrainConfig, inputs: RunInputs, progress: bool = True, messages: bool = True) -> None:
+        self.cfg, self.inputs, self.progress, self.messages = cfg, inputs, progress, messages
+        self.run_dir, self.checkpointer = inputs.checkpointer.run_dir, inputs.checkpointer
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accelerator = _make_accelerator(cfg, self.run_dir)
+        self.device, self.main = self.accelerator.device, self.accelerator.is_main_process
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        from accelerate.utils import set_seed
+
+        set_seed(cfg.seed)
+        self.memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.net_memory = torch.channels_last if cfg.net_channels_last else torch.contiguous_format
+        net = TransformerNet.from_variant(cfg.variant).to(self.device, memory_format=self.net_memory)
+        self.loss_fn = build_loss(cfg, inputs.style, self.device)
+        optimizer = make_optimizer(net.parameters(), cfg, self.device)
+        self.net, self.optimizer = self.accelerator.prepare(net, optimizer)
+        self.forward = torch.compile(self.net) if cfg.compile else self.net
+        self.max_steps = total_steps(cfg, inputs.source.length, self.world)
+        self.state, self.last_saved, self.throughput = TrainingState(), -1, Throughput()
+        self.photos = torch.empty(0)
+
+    def say(self, text: str) -> None:
+        """A message on stderr (main process, not under -q); stdout is kept for --json."""
+        if self.main and self.messages:
+            tqdm.write(text, file=sys.stderr)
+
+    def note_skipped(self, names: list[str]) -> None:
+        for name in self.state.note_skipped(names):
+            self.say(f"warning: skipping unreadable image {name}")
+
+    def start(self) -> None:
+        """Restore a checkpoint if resuming, pick the sample photos, write config.yaml, open the tracker."""
+        if self.inputs.resume_from is not None:
+            self.state = self.checkpointer.load(self.inputs.resume_from, self.net, self.optimizer, self.rank)
+            self.last_saved = self.state.step
+            self.say(f"resuming from {self.inputs.resume_from} (step {self.state.step})")
+        self.say(self.inputs.source.summary())
+        photos, unreadable = sample_photos(self.inputs.source, self.cfg.num_samples, self.cfg.image_size)
+        self.photos = photos.to(self.device).contiguous(memory_format=self.net_memory)
+        self.note_skipped([n for n in unreadable if n not in self.state.skipped_files])
+        if self.main:
+            self.checkpointer.clean_temporaries()
+            save_yaml(self.cfg, self.run_dir / "config.yaml")
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+        if self.cfg.report_to == "tensorboard":
+            self.accelerator.init_trackers("tensorboard", config=_tracker_config(self.cfg))
+
+    def fit(self, on_step: OnStep | None = None) -> None:
+        """Optimizer steps until ``max_steps``; ``on_step(step, terms)`` after each one."""
+        if self.state.step >= self.max_steps:
+            return
+        cuda = self.device.type == "cuda"
+        loader = make_loader(self.cfg, self.inputs.source, self.state.position, self.rank, self.world, cuda)
+        show = self.main and self.progress
+        bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not show, unit="step", dynamic_ncols=True)
+        with bar:
+            for images, positions, bad in loader:
+                terms = self.train_step(images, positions, bad)
+                if terms is None:  # accumulating gradients
+                    continue
+                bar.update(1)
+                step = self.state.step
+                if self.due(self.cfg.log_every):
+                    bar.set_postfix(self.log(terms))
+                if on_step is not None:
+                    on_step(step, terms)
+                if self.main and self.due(self.cfg.sample_every):
+                    self.save_samples()
+                if self.due(self.cfg.checkpoint_every):
+                    self.save_checkpoint()
+                if step >= self.max_steps:
+                    break
+
+    def due(self, every: int) -> bool:
+        return self.state.step % every == 0 or self.state.step == self.max_steps
+
+    def train_step(
+        self, images: torch.Tensor, positions: torch.Tensor, bad: list[str]
+    ) -> dict[str, torch.Tensor] | None:
+        """Forward, backward and (once ``grad_accum`` batches are in) an optimizer step; None while accumulating."""
+        self.note_skipped(bad)
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        with self.accelerator.accumulate(self.net):
+            with self.accelerator.autocast():
+                terms = forward_loss(self.forward, self.loss_fn, x, self.memory, self.net_memory)
+            self.accelerator.backward(terms["total"])
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        if self.world > 1:
+            positions = self.accelerator.gather(positions.to(self.device))
+        self.state.position = int(positions.max()) + 1
+        self.throughput.add(len(images) * self.world)
+        if not self.accelerator.sync_gradients:
+            return None
+        self.state.step += 1
+        return terms
+
+    def log(self, terms: dict[str, torch.Tensor]) -> dict[str, str]:
+        """Record the loss terms (history, TensorBoard); NSTError when the loss diverged. Returns the bar's text."""
+        step = self.state.step
+        values = {k: float(terms[k].detach().float()) for k in TERMS}
+        if not math.isfinite(values["total"]):
+            raise NSTError(f"loss became {values['total']} at step {step}; lower --lr, or use bf16 instead of fp16")
+        rate = self.throughput.rate()
+        self.state.history.append((step, values))
+        self.accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"images_per_s": rate}, step=step)
+        return {**{k: f"{v:.3g}" for k, v in values.items()}, "img/s": f"{rate:.1f}"}
+
+    def save_samples(self) -> None:
+        path = self.run_dir / "samples" / f"{step_dir_name(self.state.step)}.png"
+        save_samples(self.forward, self.photos, path, self.accelerator.autocast)
+
+    def save_checkpoint(self) -> None:
+        """Every process hands in its RNG state; the main process writes the checkpoint."""
+        from accelerate.utils import gather_object
+
+        rngs = gather_object([rng_state()]) if self.world > 1 else [rng_state()]
+        if self.main:
+            self.checkpointer.save(self.net, self.optimizer, self.state, rngs)
+        self.accelerator.wait_for_everyone()
+        self.last_saved = self.state.step
+
+    def finish(self) -> TrainResult:
+        """Last checkpoint (if the loop did not just write it), the final network, the skip report."""
+        if self.last_saved != self.state.step:
+            self.save_checkpoint()
+        network = self.checkpointer.save_network(self.net, self.state.step) if self.main else None
+        s = self.state
+        if s.skipped:
+            names = ", ".join(s.skipped_files[:5]) + (" ..." if len(s.skipped_files) > 5 else "")
+            n, total = len(s.skipped_files), self.inputs.source.length
+            used = f"; trained on the other {total - n} of {total} image files" if total else ""
+            self.say(f"skipped {s.skipped} unreadable image(s) ({n} file(s)): {names}{used}")
+        return TrainResult(self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network)
+
+
 def run_training(
-    cfg: TrainConfig, resume: str | None = None, on_step: Callable[[int, dict[str, torch.Tensor]], None] | None = None
+    cfg: TrainConfig,
+    resume: str | None = None,
+    on_step: OnStep | None = None,
+    progress: bool = True,
+    messages: bool = True,
 ) -> TrainResult:
-    """Train a transformation network for ``cfg.style`` on ``cfg.data`` into the run folder ``cfg.out``.
+    """Train a transformation network for ``cfg.style`` on ``cfg.data`` into the run folder ``cfg.output``.
 
     ``resume``: None, ``"latest"`` or a checkpoint folder. ``on_step(step, terms)`` is called after
-    each optimizer step (hooks for custom logging; the tests use it to interrupt a run).
+    each optimizer step (hooks for custom logging; the tests use it to interrupt a run). ``progress``:
+    the progress bar, ``messages``: notes and warnings; both on stderr (stdout is left to --json).
     """
-    if not cfg.style:
-        raise NSTError("no style image: give --style FILE (or a config that sets style)")
-    if not cfg.data:
-        raise NSTError("no training data: give --data FOLDER_OR_DATASET")
-    if not cfg.out:
-        raise NSTError("no run folder: give --out RUN_DIR")
-    run_dir = Path(cfg.out)
-    style = load_image(cfg.style, size=cfg.style_size or cfg.image_size)  # NSTError when unreadable
-    resume_from = ckpt.resolve_resume(resume, run_dir) if resume else None
-    if resume_from is None and ckpt.latest_checkpoint(run_dir) is not None:
-        raise NSTError(
-            f"{run_dir} already holds checkpoints of a run: add --resume to continue it, or choose a new --out"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    accelerator = _make_accelerator(cfg, run_dir)
-    device, main = accelerator.device, accelerator.is_main_process
-    rank, world = accelerator.process_index, accelerator.num_processes
-    from accelerate.utils import gather_object, set_seed
-
-    set_seed(cfg.seed)
-    source = open_source(cfg.data, cfg.data_split, cfg.streaming)
-    photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
-    skipped_files = list(dict.fromkeys(unreadable))
-    for name in unreadable:
-        accelerator.print(f"warning: skipping unreadable image {name}")
-
-    net = TransformerNet.from_variant(cfg.variant).to(device)
-    if cfg.net_channels_last:
-        net.to(memory_format=torch.channels_last)
-    loss_fn = build_loss(cfg, style, device)
-    optimizer = make_optimizer(net.parameters(), cfg, device)
-    net, optimizer = accelerator.prepare(net, optimizer)
-
-    step, position, skipped = 0, 0, len(unreadable)
-    if resume_from is not None:
-        state = ckpt.load_checkpoint(resume_from, net, optimizer, rank)
-        step, position = int(state["step"]), int(state["position"])
-        skipped = int(state.get("skipped", 0))
-        skipped_files = list(dict.fromkeys([*state.get("skipped_files", []), *skipped_files]))
-        accelerator.print(f"resuming from {resume_from} (step {step})")
-    max_steps = total_steps(cfg, source.length, world)
-    if main:
-        ckpt.clean_temporaries(run_dir)
-        save_yaml(cfg, run_dir / "config.yaml")
-        (run_dir / "samples").mkdir(exist_ok=True)
-    metadata = {"style": Path(cfg.style).stem, "config": json.dumps(cfg.to_dict())}
-
-    def checkpoint() -> None:
-        rngs = gather_object([ckpt.rng_state()]) if world > 1 else [ckpt.rng_state()]
-        if main:
-            state = {"position": position, "skipped": skipped, "skipped_files": skipped_files, "config": cfg.to_dict()}
-            ckpt.save_checkpoint(
-                run_dir, step, net, optimizer, state, {**metadata, "step": step}, cfg.keep_checkpoints, rngs
-            )
-        accelerator.wait_for_everyone()
-
-    forward = torch.compile(net) if cfg.compile else net
-    memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    net_memory = torch.channels_last if cfg.net_channels_last else torch.contiguous_format
-    photos = photos.to(device)
-    if cfg.report_to == "tensorboard":
-        accelerator.init_trackers("tensorboard", config=_tracker_config(cfg))
-
-    result = TrainResult(run_dir=run_dir, step=step)
-    last_saved = step if resume_from is not None else -1
-    if step < max_steps:
-        loader = make_loader(
-            source,
-            cfg.image_size,
-            cfg.batch_size,
-            cfg.crop_scale,
-            cfg.seed,
-            position,
-            cfg.num_workers,
-            rank,
-            world,
-            pin_memory=device.type == "cuda",
-        )
-        bar = tqdm(total=max_steps, initial=step, disable=not main, unit="step", dynamic_ncols=True)
-        window_images, window_start = 0, time.perf_counter()
-        for images, positions, bad in loader:
-            for name in bad:
-                skipped += 1
-                if name not in skipped_files:
-                    skipped_files.append(name)
-                    tqdm.write(f"warning: skipping unreadable image {name}")
-            x = images.to(device, non_blocking=True).float().div_(255.0)
-            with accelerator.accumulate(net):
-                with accelerator.autocast():
-                    terms = forward_loss(forward, loss_fn, x, memory, net_memory)
-                accelerator.backward(terms["total"])
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            position = (
-                int(accelerator.gather(positions.to(device)).max()) + 1 if world > 1 else int(positions.max()) + 1
-            )
-            window_images += len(images) * world
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == max_steps:
-                values = {k: float(terms[k].detach().float()) for k in TERMS}
-                if not math.isfinite(values["total"]):
-                    raise NSTError(
-                        f"loss became {values['total']} at step {step}; lower --lr, or use bf16 instead of fp16"
-                    )
-                rate = window_images / max(time.perf_counter() - window_start, 1e-9)
-                window_images, window_start = 0, time.perf_counter()
-                result.history.append((step, values))
-                bar.set_postfix({**{k: f"{v:.3g}" for k, v in values.items()}, "img/s": f"{rate:.1f}"})
-                accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"images_per_s": rate}, step=step)
-            if on_step is not None:
-                on_step(step, terms)
-            if main and (step % cfg.sample_every == 0 or step == max_steps):
-                save_samples(
-                    forward,
-                    photos.contiguous(memory_format=net_memory),
-                    run_dir / "samples" / f"step-{step:09d}.png",
-                    accelerator.autocast,
-                )
-            if step % cfg.checkpoint_every == 0 or step == max_steps:
-                checkpoint()
-                last_saved = step
-            if step >= max_steps:
-                break
-        bar.close()
-    if last_saved != step:
-        checkpoint()
-    if main:
-        result.network = save_network(net, run_dir / NETWORK_FILE, {**metadata, "step": step})
-    accelerator.end_training()
-    result.step, result.skipped, result.skipped_files = step, skipped, skipped_files
-    if skipped:
-        accelerator.print(
-            f"skipped {skipped} unreadable image(s) ({len(skipped_files)} file(s)): "
-            + ", ".join(skipped_files[:5])
-            + (" ..." if len(skipped_files) > 5 else "")
-        )
-    return result
+    inputs = check_inputs(cfg, resume)  # before anything is written
+    trainer = Trainer(cfg, inputs, progress, messages)
+    try:
+        trainer.start()
+        trainer.fit(on_step)
+        return trainer.finish()
+    finally:
+        trainer.accelerator.end_training()  # also on an interrupt: trackers flushed and closed
