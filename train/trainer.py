@@ -92,8 +92,10 @@ def total_steps(cfg: TrainConfig, length: int | None, world: int) -> int:
 
 
 def _tracker_config(cfg: TrainConfig) -> dict[str, Any]:
-    """TensorBoard hparams accept only scalars and strings."""
-    return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in cfg.to_dict().items()}
+    """TensorBoard hparams accept only scalars and strings; the loss section as loss.content, loss.style ..."""
+    flat = cfg.to_dict()
+    flat |= {f"loss.{k}": v for k, v in flat.pop("loss").items()}
+    return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in flat.items()}
 
 
 def _make_accelerator(cfg: TrainConfig, run_dir: Path) -> Any:
