@@ -267,8 +267,10 @@ def test_folder_takes_pillow_formats_and_reports_skipped_files(tiny_onnx: Path, 
     assert summary["skipped"] == [str(src / "notes.txt"), str(src / "sub" / "data.csv")]
     skipped = [line for line in stderr.splitlines() if "skipped 2 files" in line]
     assert len(skipped) == 1 and "notes.txt" in skipped[0] and "data.csv" in skipped[0]
-    code, _, stderr = run_cli(["stylize", str(src), "--model", str(tiny_onnx), "-o", str(out), "-q"], capsys)
+    again = ["stylize", str(src), "--model", str(tiny_onnx), "-o", str(tmp_path / "jpeg"), "--format", "jpeg", "-q"]
+    code, _, stderr = run_cli(again, capsys)
     assert code == 0 and stderr == ""  # -q: nothing but errors
+    assert Image.open(tmp_path / "jpeg" / "sub" / "cat.jpeg").format == "JPEG"  # --format names the extension
 
 
 def test_folder_of_only_other_files_names_them(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
