@@ -90,7 +90,7 @@ def export_all(nets: dict[str, tuple[Any, dict[str, str]]], folder: Path) -> dic
     for variant, (net, _) in nets.items():
         t0 = time.perf_counter()
         res = export_onnx(net, folder / f"{variant}.onnx", int8=True)
-        files[f"{variant}-fp32"], files[f"{variant}-int8"] = res.path, res.int8_path
+        files[f"{variant}-fp32"], files[f"{variant}-int8"] = res.path, res.int8.path
         print(
             f"  exported {variant}: {time.perf_counter() - t0:.1f}s, max abs error vs PyTorch "
             f"{res.max_abs_error:.1e}, int8 vs fp32 max {res.int8.max_abs_error:.3f} "

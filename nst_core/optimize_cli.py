@@ -24,6 +24,8 @@ from nst_core.cli_options import (
 from nst_core.optimize_config import OPTIMIZERS, OptimizeConfig
 
 _D = OptimizeConfig()
+HELP = "stylize one image by optimising its pixels (Gatys et al.)"
+DESCRIPTION = "Iterative neural style transfer: minimise content + style (+ TV) loss over the pixels."
 EXAMPLES = (
     "nst optimize skimage:chelsea --style skimage:hubble_deep_field -o chelsea_hubble.png --size 256 --steps 100 "
     "--scales 2",
@@ -33,13 +35,7 @@ EXAMPLES = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "optimize",
-        help="stylize one image by optimising its pixels (Gatys et al.)",
-        description="Iterative neural style transfer: minimise content + style (+ TV) loss over the pixels.",
-        examples=EXAMPLES,
-    )
+    p = add_command(subparsers, "optimize", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("content", help="content image (any format Pillow reads, or skimage:NAME)")
     p.add_argument(
         "--style", "-s", action="append", required=True, metavar="STYLE", help="style image; repeat for several styles"

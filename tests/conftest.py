@@ -114,3 +114,13 @@ def one_error_line(err: str, *needles: str) -> None:
     assert lines[0].startswith("nst "), err
     for needle in needles:
         assert needle in lines[0], (needle, err)
+
+
+def tiny_train_config(output: Path, data: Path, style: Path, **overrides: object):
+    """A `small` network trained a few steps on tiny crops on the CPU: enough for the loss to fall and for a
+    model to export; ``overrides`` are TrainConfig fields."""
+    from train.config import build_config
+
+    base = dict(style=str(style), data=str(data), output=str(output), image_size=48, batch_size=2, variant="small")
+    base |= dict(num_workers=0, max_steps=12, checkpoint_every=100, sample_every=100, num_samples=2, log_every=1)
+    return build_config({**base, "report_to": "none", **overrides})

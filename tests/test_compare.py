@@ -23,8 +23,7 @@ from nst_core.cli import build_parser, main
 from nst_core.errors import NSTError
 from nst_core.loss_weights import LossWeights
 from nst_core.machine import describe
-from tests.conftest import one_error_line, run_cli, skimage_photo
-from train.config import build_config
+from tests.conftest import one_error_line, run_cli, skimage_photo, tiny_train_config
 from train.trainer import run_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,23 +42,7 @@ def trained(tmp_path_factory) -> Path:
         img = Image.open(skimage_photo(name)).convert("RGB")
         img.thumbnail((64, 64))
         img.save(photos / f"{Path(name).stem}.jpg", quality=90)
-    cfg = build_config(
-        dict(
-            style=str(skimage_photo("coffee.png")),
-            data=str(photos),
-            out=str(root / "run"),
-            image_size=32,
-            batch_size=2,
-            variant="small",
-            num_workers=0,
-            max_steps=10,
-            checkpoint_every=100,
-            sample_every=100,
-            num_samples=2,
-            log_every=1,
-            report_to="none",
-        )
-    )
+    cfg = tiny_train_config(root / "run", photos, skimage_photo("coffee.png"), image_size=32, max_steps=10)
     result = run_training(cfg)
     assert result.network is not None and result.network.is_file()
     return result.network

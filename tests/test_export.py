@@ -115,21 +115,21 @@ def test_fp16_and_int8_variants_report_their_error(tmp_path: Path) -> None:
     (calib / "notes.txt").write_text("not an image")
     kw = {"fp16": True, "int8": True, "exporter": "torchscript", "calibration": [calib]}
     res = export_onnx(tiny_net(), tmp_path / "m.onnx", **kw)
-    assert res.fp16_path == tmp_path / "m.fp16.onnx" and res.int8_path == tmp_path / "m.int8.onnx"
-    assert res.fp16_max_abs_error < 5e-3  # fp16 activations: ~1e-3
+    assert res.fp16.path == tmp_path / "m.fp16.onnx" and res.int8.path == tmp_path / "m.int8.onnx"
+    assert res.fp16.max_abs_error < 5e-3  # fp16 activations: ~1e-3
     assert res.int8 is not None and res.int8.mean_abs_error < 0.05  # 8-bit activations through instance norms
     assert res.calibration_skipped == [str(calib / "notes.txt")]
-    for path, precision in [(res.path, "fp32"), (res.fp16_path, "fp16"), (res.int8_path, "int8")]:
+    for path, precision in [(res.path, "fp32"), (res.fp16.path, "fp16"), (res.int8.path, "int8")]:
         stylizer = Stylizer(path)
         assert stylizer.metadata["nst.precision"] == precision
         assert stylizer.stylize(torch.rand(3, 33, 41)).size == (41, 33)
-    assert float(Stylizer(res.int8_path).metadata["nst.max_abs_error_vs_fp32"]) == pytest.approx(
-        res.int8_max_abs_error, rel=1e-2
+    assert float(Stylizer(res.int8.path).metadata["nst.max_abs_error_vs_fp32"]) == pytest.approx(
+        res.int8.max_abs_error, rel=1e-2
     )
     assert res.int8.size_bytes < res.size_bytes / 2
     text = summary(res)  # what `nst export --fp16 --int8` prints
     assert "fp16 " in text and "int8 " in text and "vs fp32" in text and "skipped 1 non-image file(s)" in text
-    assert json.loads(json.dumps(res.to_dict()))["int8"]["path"] == str(res.int8_path)
+    assert json.loads(json.dumps(res.to_dict()))["int8"]["path"] == str(res.int8.path)
     assert not leftovers(tmp_path) and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

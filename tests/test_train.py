@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from nst_core.checkpoint_io import load_network
 from nst_core.cli import main
 from nst_core.errors import NSTError
-from tests.conftest import skimage_photo
+from tests.conftest import skimage_photo, tiny_train_config
 from train.checkpoint import TRAINING_STATE
 from train.config import VARIANTS, TrainConfig, build_config, read_yaml
 from train.data import open_source
@@ -50,22 +50,7 @@ def photo_dir(tmp_path_factory) -> Path:
 
 
 def tiny(tmp_path: Path, photo_dir: Path, style_path: Path, **kw) -> TrainConfig:
-    base = dict(
-        style=str(style_path),
-        data=str(photo_dir),
-        output=str(tmp_path / "run"),
-        image_size=48,
-        batch_size=2,
-        variant="small",
-        num_workers=0,
-        max_steps=12,
-        checkpoint_every=100,
-        sample_every=100,
-        num_samples=2,
-        log_every=1,
-        report_to="none",
-    )
-    return build_config({**base, **kw})
+    return tiny_train_config(tmp_path / "run", photo_dir, style_path, **kw)
 
 
 def test_loss_falls_and_run_folder_is_complete(tmp_path, photo_dir, style_path):

@@ -31,6 +31,13 @@ from train.config import MIXED_PRECISION, TRACKERS, VARIANTS, Settings, TrainCon
 
 _D = TrainConfig()
 _S = argparse.SUPPRESS
+HELP = "train a feed-forward style network (Johnson et al.)"
+DESCRIPTION = (
+    "Train an image transformation network for one style on a folder of photos or a "
+    "`datasets` hub dataset.\nFlags override --config files, which override the run folder's saved config "
+    "(on --resume), which overrides the defaults (configs/default.yaml).\n"
+    "Works under `accelerate launch -m train` too."
+)
 EXAMPLES = (
     "nst train --style starry_night.jpg --data ../shared/data/photos -o runs/starry  # any image folder",
     "nst train -c configs/candy.yaml --data coco_2014_train_folder/ -o runs/candy --mixed-precision bf16",
@@ -107,16 +114,7 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(
-        subparsers,
-        "train",
-        help="train a feed-forward style network (Johnson et al.)",
-        description="Train an image transformation network for one style on a folder of photos or a "
-        "`datasets` hub dataset.\nFlags override --config files, which override the run folder's saved config "
-        "(on --resume), which overrides the defaults (configs/default.yaml).\n"
-        "Works under `accelerate launch -m train` too.",
-        examples=EXAMPLES,
-    )
+    p = add_command(subparsers, "train", HELP, DESCRIPTION, EXAMPLES)
     _add_io(p)
     for title, options in TRAINING_OPTIONS.items():
         group = p.add_argument_group(title)
