@@ -1,7 +1,7 @@
 """The fast model of a comparison: an ONNX file (onnxruntime) or a trained network (PyTorch), one interface.
 
 Each format keeps the style name and the training config under its own metadata keys: the ONNX
-exporter (`infer.export.build_metadata`) writes ``nst.style`` and ``nst.config`` (a summary), the
+exporter (`infer.onnx_format.build_metadata`) writes ``nst.style`` and ``nst.config`` (a summary), the
 trainer (through `nst_core.checkpoint_io.save_network`) ``style`` and ``config`` (the whole config).
 """
 

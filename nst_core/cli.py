@@ -7,6 +7,7 @@ Each subcommand module exposes ``register(subparsers)``, which adds its parser a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NSTError as e:
         print(f"nst {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `nst ... --json | head`: the reader left early; not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 141
     except KeyboardInterrupt:
         print(f"nst {args.command}: interrupted", file=sys.stderr)
         return 130

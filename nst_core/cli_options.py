@@ -111,7 +111,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         bounds = getattr(action.type, "bounds", "")
         if bounds and bounds not in text:
-            text = f"{text}; {bounds}"
+            head, sep, tail = text.partition(" (default:")  # the range goes before a default written by hand
+            text = f"{head}; {bounds}{sep}{tail}"
         no_default = (
             action.required
             or not action.option_strings

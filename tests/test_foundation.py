@@ -198,3 +198,25 @@ def test_transformer_net_takes_any_size(size: tuple[int, int]) -> None:
     with torch.no_grad():
         y = net(torch.rand(2, 3, *size))
     assert y.shape == (2, 3, *size) and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+# ------------------------------------------------------------------------------------------------ docs
+
+
+def _commands(text: str) -> set[str]:
+    """Shell commands in ``text``, comments dropped, continuation lines joined, whitespace collapsed."""
+    text = text.replace("\\\n", " ")
+    return {" ".join(line.split("#")[0].split()) for line in text.splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize("command", ["optimize", "train", "export", "stylize", "compare"])
+def test_help_examples_are_the_readme_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from nst_core.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = capsys.readouterr().out
+    examples = help_text.split("\nexamples:\n", 1)[1]
+    readme = "\n".join(_commands((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")))
+    missing = [e for e in _commands(examples) if e not in readme]  # a README line may chain it after `&&`
+    assert examples.strip() and not missing, missing
