@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nst_core.errors import NSTError
+from nst_core.files import atomic_path
 from nst_core.transformer import TransformerNet
 
 NETWORK_FILE = "network.safetensors"
@@ -77,15 +77,12 @@ def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str,
     }
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in plain.state_dict().items()}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(state, tmp, metadata=metadata_strings(meta))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NSTError(f"{path}: cannot create {path.parent} ({e.strerror or e})") from None
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata_strings(meta))
     return path
 
 

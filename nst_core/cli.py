@@ -55,9 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=command if command in {ep.name for ep in entry_points(group="nst.commands")} else None)
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "max_pixels"):  # --max-pixels (nst_core.cli_options.add_max_pixels_option)
+            from nst_core.image_io import set_max_pixels
+
+            set_max_pixels(args.max_pixels)
         return int(args.func(args) or 0)
     except NSTError as e:
-        print(f"nst {args.command}: error: {e}", file=sys.stderr)
+        print(f"nst {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return 2
     except BrokenPipeError:  # `nst ... --json | head`: the reader left early; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from nst_core.loss_weights import LossWeights
 T = TypeVar("T", int, float)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_MAX_PIXELS = 178_956_970  # = nst_core.image_io.DEFAULT_MAX_PIXELS (Pillow's limit), kept here without PIL
 VGG_WEIGHTS_HELP = "caffe (original VGG19, offline), torchvision (IMAGENET1K_V1, downloaded), or a state-dict path"
 
 
@@ -50,9 +52,11 @@ def number(
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {noun}{' ' + bounds if bounds else ''}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         too_low = low is not None and (value <= low if low_open else value < low)
         too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high or value != value:  # NaN fails every bound
+        if too_low or too_high:
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
 
@@ -151,6 +155,17 @@ def add_report_options(p: argparse.ArgumentParser, json_help: str) -> None:
     """--json (results on stdout) and -q (nothing on stderr but errors)."""
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or messages on stderr, only errors")
+
+
+def add_max_pixels_option(p: argparse.ArgumentParser) -> None:
+    """--max-pixels: the largest input image accepted (the default is Pillow's decompression-bomb limit)."""
+    p.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="largest input image accepted, in pixels (guards against decompression bombs)",
+    )
 
 
 def show_progress(args: argparse.Namespace) -> bool:

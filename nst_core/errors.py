@@ -6,3 +6,8 @@ class NSTError(Exception):
 
     The CLI prints ``nst: error: <message>`` and exits with status 2; anything else is a bug.
     """
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-empty line of an exception's message: library errors often span several lines."""
+    return next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)

