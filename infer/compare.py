@@ -23,6 +23,7 @@ Here: running both methods and scoring them. Settings: `infer.compare_config`; t
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import statistics
 import time
@@ -80,8 +81,9 @@ class Metric:
         return resized
 
     def set_style(self, style: Image.Image, size: int) -> None:
-        """The style target exactly as `nst optimize` builds it at this size."""
-        side = max(self.min_side, size)
+        """The style target as `nst optimize` builds it at this size, its shorter side at least what VGG needs."""
+        short, long = sorted(style.size)
+        side = max(size, math.ceil(self.min_side * long / short))
         self.loss_fn.set_style([pil_to_tensor(resize_longer(style, side)).unsqueeze(0).to(self.device)])
 
     def as_input(self, img: Image.Image) -> torch.Tensor:

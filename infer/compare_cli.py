@@ -11,6 +11,7 @@ from nst_core.cli_options import (
     LOSS_OPTIONS,
     add_command,
     add_device_option,
+    add_max_pixels_option,
     add_output_option,
     add_report_options,
     add_vgg_option,
@@ -61,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_device_option(p)
     add_vgg_option(p, _D.vgg_weights)
+    add_max_pixels_option(p)
     add_metric_options(p)
     add_report_options(p, "print the report's summary as JSON on stdout")
     p.set_defaults(func=run)

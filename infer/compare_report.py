@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from infer.compare_config import DEFAULT_THUMB_SIZE
 from infer.compare_results import FILES, CompareReport, display_name, fmt_seconds
 from nst_core.errors import NSTError
-from nst_core.image_io import atomic_path, check_output_folder, resize_longer, save_image
+from nst_core.image_io import atomic_path, check_output_folder, clean_stale_temporaries, resize_longer, save_image
 from nst_core.loss_weights import LossWeights
 from nst_core.machine import describe
 
@@ -255,11 +255,17 @@ def write_report(
 
 def save_outputs(report: CompareReport, out: Path) -> None:
     """Every output image into ``out/images/`` (``01_NAME_fast.png``, ``01_NAME_iter00300.png``), noted in
-    the results; the outputs of an earlier comparison in that folder go first."""
-    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    for old in (out / IMAGES_DIR).glob("[0-9][0-9]_*.png"):
-        if re.search(r"_(fast|iter\d{5})\.png$", old.name):
-            old.unlink()
+    the results; the outputs of an earlier comparison in that folder, and temporaries a killed one left, go first."""
+    images = out / IMAGES_DIR
+    try:
+        images.mkdir(parents=True, exist_ok=True)
+        for old in images.glob("[0-9][0-9]_*.png"):
+            if re.search(r"_(fast|iter\d{5})\.png$", old.name):
+                old.unlink(missing_ok=True)
+    except OSError as e:
+        raise NSTError(f"{images}: cannot write ({e.strerror or e})") from None
+    for folder in (out, images):
+        clean_stale_temporaries(folder)
     for i, im in enumerate(report.images):
         stem = f"{i + 1:02d}_{im.name}"
         for r in (im.fast, *im.iterative):

@@ -1,18 +1,19 @@
 """Export a trained TransformerNet to ONNX, checked against PyTorch; optional fp16 and int8 copies.
 
-`export_onnx` is the one way in (``nst export``, ``nst stylize`` given a run folder, the benchmarks):
+`export_onnx` is the one way to a file (``nst export``, the benchmarks); `build_onnx` does steps 1-4 in
+memory (``nst stylize`` given a run folder):
 
 1. load the network (a module, a ``.safetensors``, a checkpoint or run folder: `nst_core.checkpoint_io`);
 2. rewrite it for inference and trace it with dynamic batch/height/width (`infer.onnx_graph`);
 3. describe it in ``nst.*`` metadata (`infer.onnx_format`);
-4. write the fp32 file, run it with onnxruntime on random images of odd sizes and compare with PyTorch:
-   above ``tolerance`` nothing is written;
-5. on request, write fp16 / int8 copies beside it, each measured against the fp32 model (`infer.precision`).
+4. run it with onnxruntime on random images of odd sizes and compare with PyTorch: above ``tolerance``
+   nothing is written;
+5. on request, make fp16 / int8 copies, each measured against the fp32 model (`infer.precision`);
+6. write every file to a temporary beside its target, and rename them all only once all are written.
 
-Every file is written to a temporary file beside the target and renamed only once it passed its check.
 Importing this module loads neither torch nor onnx: `nst export --help` reads its defaults here.
 
-Each value is checked once, where it enters: the output path here, before any work (every caller
+Each value is checked once, where it enters: the output paths here, before any work (every caller
 writes through this function); the network path by `checkpoint_io.find_network_file`, which resolves
 it; the exporter by `onnx_graph.to_onnx`, which picks it; calibration paths by `infer.precision`,
 before the export; opset and tolerance by `nst export`'s argument types, where a person types them.
@@ -26,6 +27,7 @@ import datetime as _dt
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,13 +91,26 @@ class ExportResult:
         return d
 
 
+@dataclass
+class ExportedModel:
+    """An exported model that passed the check against PyTorch, in memory (`build_onnx`)."""
+
+    model: Any  # the onnx ModelProto, metadata set
+    data: bytes  # its serialized form, what is written or handed to onnxruntime
+    metadata: dict[str, str]
+    max_abs_error: float
+    opset: int
+    exporter: str
+    inputs: list[np.ndarray]  # the random check images
+
+
 # ---------------------------------------------------------------------------------------------- steps
 
 
 def check_output(out: str | os.PathLike) -> Path:
     """``out`` as a Path: an ``.onnx`` file name in an existing, writable folder (NSTError otherwise)."""
     out = Path(out)
-    if out.suffix.lower() != ".onnx":
+    if out.suffix.lower() != ".onnx" and not out.is_dir():  # a folder is named as such by check_output_folder
         raise NSTError(f"{out}: the output file must end in .onnx")
     return check_output_folder(out)
 
@@ -144,12 +159,12 @@ def _export_fields(opset: int, used: str, rewritten: bool) -> dict[str, str]:
     }
 
 
-def _cpu_session(path: str | os.PathLike) -> Any:
+def _cpu_session(model: bytes) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 def _outputs(session: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -162,78 +177,97 @@ def _abs_errors(session: Any, inputs: Sequence[np.ndarray], references: Sequence
     return [np.abs(y - ref) for y, ref in zip(_outputs(session, inputs), references)]
 
 
-def _save(model: Any, metadata: Mapping[str, str], path: Path) -> None:
-    import onnx
-
+def _serialized(model: Any, metadata: Mapping[str, str]) -> bytes:
     set_metadata(model, metadata)
-    onnx.save(model, str(path))
+    return model.SerializeToString()
 
 
-def _write_fp32(
-    model: Any,
-    meta: dict[str, str],
-    out: Path,
-    inputs: Sequence[np.ndarray],
-    reference: Sequence[np.ndarray],
-    tol: float,
-) -> float:
-    """Write the fp32 model to ``out`` if it loads and matches PyTorch within ``tol``; its max abs error."""
+def _checked_fp32(
+    model: Any, meta: dict[str, str], inputs: Sequence[np.ndarray], reference: Sequence[np.ndarray], tol: float
+) -> tuple[bytes, float]:
+    """The fp32 model's bytes if it loads and matches PyTorch within ``tol`` (NSTError otherwise); its max abs error.
+
+    Checked in memory: nothing touches the disk until every check passed.
+    """
     import onnx
 
-    with atomic_path(out) as tmp:
-        _save(model, meta, tmp)
-        try:
-            onnx.checker.check_model(str(tmp))
-            session = _cpu_session(tmp)
-        except Exception as e:
-            raise NSTError(f"the exported model does not load ({type(e).__name__}: {str(e)[:300]})") from None
-        error = float(max(d.max() for d in _abs_errors(session, inputs, reference)))
-        if not error <= tol:
-            raise NSTError(
-                f"exported model differs from PyTorch by up to {error:.3g} (tolerance {tol:g}); nothing written"
-            )
-        # Store the measured error too; rewriting the file is cheap and keeps it one self-describing file.
-        meta["nst.max_abs_error"] = f"{error:.3g}"
-        _save(model, meta, tmp)
-    return error
+    data = _serialized(model, meta)
+    try:
+        onnx.checker.check_model(data)
+        session = _cpu_session(data)
+    except Exception as e:
+        raise NSTError(f"the exported model does not load ({type(e).__name__}: {str(e)[:300]})") from None
+    error = float(max(d.max() for d in _abs_errors(session, inputs, reference)))
+    if not error <= tol:
+        raise NSTError(f"exported model differs from PyTorch by up to {error:.3g} (tolerance {tol:g}); nothing written")
+    meta["nst.max_abs_error"] = f"{error:.3g}"  # stored in the model: one self-describing file
+    return _serialized(model, meta), error
 
 
-def _write_variant(
+def _measured_variant(
     model: Any,
     precision: str,
-    dest: Path,
     metadata: Mapping[str, str],
     probe: Sequence[np.ndarray],
     fp32_out: Sequence[np.ndarray],
-) -> VariantResult:
-    """Save ``model`` atomically to ``dest`` with its error against the fp32 model measured and stored."""
+) -> tuple[bytes, float, float]:
+    """(bytes of ``model`` with its error against the fp32 model stored, max abs error, mean abs error)."""
     meta = {k: v for k, v in metadata.items() if k != "nst.max_abs_error"}
     meta["nst.precision"] = precision
-    with atomic_path(dest) as tmp:
-        _save(model, meta, tmp)
-        diffs = _abs_errors(_cpu_session(tmp), probe, fp32_out)
-        max_err, mean_err = float(max(d.max() for d in diffs)), float(np.mean([d.mean() for d in diffs]))
-        meta["nst.max_abs_error_vs_fp32"] = f"{max_err:.3g}"
-        _save(model, meta, tmp)
-    return VariantResult(precision, dest, max_err, mean_err, dest.stat().st_size)
+    diffs = _abs_errors(_cpu_session(_serialized(model, meta)), probe, fp32_out)
+    max_err, mean_err = float(max(d.max() for d in diffs)), float(np.mean([d.mean() for d in diffs]))
+    meta["nst.max_abs_error_vs_fp32"] = f"{max_err:.3g}"
+    return _serialized(model, meta), max_err, mean_err
 
 
-def _write_variants(
-    result: ExportResult, model: Any, inputs: Sequence[np.ndarray], calibration: Calibration, precisions: Sequence[str]
+def _write(stack: ExitStack, path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary beside ``path``, renamed when ``stack`` closes without an error."""
+    stack.enter_context(atomic_path(path)).write_bytes(data)
+
+
+def _add_variants(
+    stack: ExitStack, result: ExportResult, built: ExportedModel, calibration: Calibration, precisions: Sequence[str]
 ) -> None:
-    """The fp16 / int8 copies, measured on the check images plus one photo against the fp32 file."""
+    """The fp16 / int8 copies, measured on the check images plus one photo against the fp32 model."""
     from infer.precision import fp16_model, int8_model, variant_path
 
-    probe = [*inputs, calibration.arrays[0]]
-    fp32_out = _outputs(_cpu_session(result.path), probe)
+    probe = [*built.inputs, calibration.arrays[0]]
+    fp32_out = _outputs(_cpu_session(built.data), probe)
     for precision in precisions:
-        variant = fp16_model(model) if precision == "fp16" else int8_model(result.path, calibration)
         dest = variant_path(result.path, precision)
-        setattr(result, precision, _write_variant(variant, precision, dest, result.metadata, probe, fp32_out))
+        variant = fp16_model(built.model) if precision == "fp16" else int8_model(built.model, calibration, dest)
+        data, max_err, mean_err = _measured_variant(variant, precision, result.metadata, probe, fp32_out)
+        _write(stack, dest, data)
+        setattr(result, precision, VariantResult(precision, dest, max_err, mean_err, len(data)))
     result.calibration_skipped = [str(p) for p in calibration.skipped]
 
 
 # ---------------------------------------------------------------------------------------------- API
+
+
+def build_onnx(
+    source: str | os.PathLike | TransformerNet,
+    *,
+    opset: int = DEFAULT_OPSET,
+    tolerance: float = DEFAULT_TOLERANCE,
+    metadata: Mapping[str, Any] | None = None,
+    exporter: str = "auto",
+    rewrite: bool = True,
+) -> ExportedModel:
+    """Steps 1 to 4 without a file: ``source`` exported, described and checked against PyTorch, in memory.
+
+    `nst stylize` runs a trained network through this (no temporary file a kill could leave behind).
+    """
+    from infer.onnx_graph import InferenceNet, graph_opset, to_onnx
+
+    net, source_meta, source_name = _load_source(source)
+    module = InferenceNet(net, rewrite=rewrite).eval()
+    model, used = to_onnx(module, int(opset), exporter)
+    opset = graph_opset(model, int(opset))
+    meta = build_metadata(net, source_meta, metadata, source_name) | _export_fields(opset, used, module.rewritten)
+    inputs = _check_inputs()
+    data, error = _checked_fp32(model, meta, inputs, _pytorch_outputs(net, inputs), tolerance)
+    return ExportedModel(model, data, meta, error, opset, used, inputs)
 
 
 def export_onnx(
@@ -257,37 +291,33 @@ def export_onnx(
     and folders, default built-in photos), each with its difference from the fp32 model reported, not
     enforced. ``metadata`` adds or overrides ``nst.*`` keys (``{"style": "candy"}`` -> ``nst.style``).
     ``exporter``: ``auto`` (dynamo, falling back to TorchScript), ``dynamo`` or ``torchscript``.
+    The files are renamed into place together at the end: an error (a full disk ...) leaves none of them.
     """
-    from infer.onnx_graph import InferenceNet, graph_opset, to_onnx
-
     t0 = time.perf_counter()
     out = check_output(out)
     precisions = [name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
     calib = None
     if precisions:  # onnxruntime's quantizer loads only when needed; a bad --calibration fails before the export
-        from infer.precision import calibration_images
+        from infer.precision import calibration_images, variant_path
 
+        for precision in precisions:
+            check_output_folder(variant_path(out, precision))
         calib = calibration_images(calibration)
-    net, source_meta, source_name = _load_source(source)
-    module = InferenceNet(net, rewrite=rewrite).eval()
-    model, used = to_onnx(module, int(opset), exporter)
-    opset = graph_opset(model, int(opset))
-    meta = build_metadata(net, source_meta, metadata, source_name) | _export_fields(opset, used, module.rewritten)
-
-    inputs = _check_inputs()
-    error = _write_fp32(model, meta, out, inputs, _pytorch_outputs(net, inputs), tolerance)
+    built = build_onnx(source, opset=opset, tolerance=tolerance, metadata=metadata, exporter=exporter, rewrite=rewrite)
     result = ExportResult(
         path=out,
-        max_abs_error=error,
+        max_abs_error=built.max_abs_error,
         tolerance=tolerance,
-        opset=opset,
-        exporter=used,
-        metadata=dict(meta),
+        opset=built.opset,
+        exporter=built.exporter,
+        metadata=dict(built.metadata),
         seconds=0.0,
-        size_bytes=out.stat().st_size,
+        size_bytes=len(built.data),
         check_shapes=[list(s) for s in CHECK_SHAPES],
     )
-    if calib is not None:
-        _write_variants(result, model, inputs, calib, precisions)
+    with ExitStack() as stack:  # all files renamed into place on a clean exit, none on an error
+        _write(stack, out, built.data)
+        if calib is not None:
+            _add_variants(stack, result, built, calib, precisions)
     result.seconds = time.perf_counter() - t0
     return result

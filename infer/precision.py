@@ -15,7 +15,6 @@ import contextlib
 import copy
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from PIL import Image
 
 from infer.onnx_format import INPUT_NAME
 from nst_core.errors import NSTError
+from nst_core.files import temporary_name
 from nst_core.image_io import center_crop, open_image, pil_to_array, scan_images
 
 PRECISIONS = ("fp16", "int8")
@@ -130,24 +130,30 @@ def fp16_model(model: Any) -> Any:
         return convert_float_to_float16(copy.deepcopy(model), keep_io_types=True)
 
 
-def int8_model(fp32_file: Path, calibration: Calibration) -> Any:
-    """The int8 (QDQ) model of the fp32 file ``fp32_file``; work files live in a hidden folder beside it."""
-    with (
-        tempfile.TemporaryDirectory(prefix=".nst-int8-", dir=fp32_file.parent) as work,
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        pre, raw = Path(work) / "pre.onnx", Path(work) / "int8.onnx"
-        quant_pre_process(str(fp32_file), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(raw),
-            _Reader(calibration.arrays),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["Conv"],
-        )
-        return onnx.load(str(raw))
+def int8_model(fp32: Any, calibration: Calibration, dest: Path) -> Any:
+    """The int8 (QDQ) model of the fp32 ModelProto ``fp32``, to be written to ``dest``.
+
+    The quantizer works on files: two temporaries beside ``dest``, named like `atomic_path`'s, so a kill
+    leaves nothing the next write of ``dest`` does not remove. A disk error is one line naming ``dest``.
+    """
+    pre, raw = temporary_name(dest), temporary_name(dest)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            quant_pre_process(fp32, str(pre), skip_symbolic_shape=True)
+            quantize_static(
+                str(pre),
+                str(raw),
+                _Reader(calibration.arrays),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["Conv"],
+            )
+            return onnx.load(str(raw))
+    except OSError as e:
+        raise NSTError(f"{dest}: cannot write ({e.strerror or e})") from None
+    finally:
+        pre.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ large images are processed in overlapping tiles (`infer.tiling`), so memory stay
 
 The work is done on NumPy arrays: an ``.onnx`` model runs without importing torch (torch is loaded
 only for ``--preserve-color``, fixed-size models, tensor inputs, and a trained network given instead
-of an ONNX model, which is exported in memory first with `infer.export.export_onnx`).
+of an ONNX model, which is exported in memory first with `infer.export.build_onnx`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,11 +46,11 @@ def is_network_source(model: str | os.PathLike) -> bool:
 
 
 def export_in_memory(source: str | os.PathLike) -> bytes:
-    """The ONNX model of a trained network, as bytes (via a temporary file removed at once)."""
-    from infer.export import export_onnx
+    """The ONNX model of a trained network, as bytes; no file is written (none a kill could leave behind)."""
+    from infer.export import build_onnx
 
-    with tempfile.TemporaryDirectory(prefix="nst-export-") as tmp, contextlib.redirect_stdout(sys.stderr):
-        return export_onnx(source, Path(tmp) / "model.onnx").path.read_bytes()
+    with contextlib.redirect_stdout(sys.stderr):
+        return build_onnx(source).data
 
 
 def fmt_shape(shape: list[Any]) -> str:

@@ -1,7 +1,8 @@
 """`nst stylize INPUT... --model MODEL -o OUT`: instant stylization of images, folders, stdin and videos.
 
 * one input: ``-o`` is the output file (its extension picks the format), an existing folder, or ``-``
-  (stdout, PNG unless ``--format``); ``-`` as the input reads an encoded image from stdin;
+  (stdout, PNG unless ``--format``); ``-`` as the input reads an encoded image from stdin, and any readable
+  path that is not a folder is read as one image (a pipe such as ``<(curl ...)`` too);
 * several inputs or a folder (searched recursively): ``-o`` is a folder (created if missing), file names
   and sub-folders are kept; an unreadable file is reported and skipped, the rest still done, and the
   exit status is 1 at the end; files that are neither images (what Pillow reads) nor videos are skipped
@@ -23,6 +24,7 @@ import time
 from infer.tiling import MIN_TILE, check_tile
 from nst_core.cli_options import (
     add_command,
+    add_max_pixels_option,
     add_output_option,
     add_report_options,
     nonneg_int,
@@ -108,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quality", type=quality, default=95, help="JPEG/WebP quality (videos: quality/10)")
     p.add_argument("--info", action="store_true", help="print the model's metadata, inputs and provider, then exit")
+    add_max_pixels_option(p)
     add_report_options(p, "print one JSON object on stdout: outputs, per-image ms, errors, skipped files, provider")
     p.set_defaults(func=run)
 

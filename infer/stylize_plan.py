@@ -18,6 +18,7 @@ from nst_core.errors import NSTError
 from nst_core.image_io import (
     BUILTIN_PREFIX,
     SAVE_FORMATS,
+    check_output_dir,
     check_output_folder,
     check_output_image,
     scan_images,
@@ -77,11 +78,9 @@ def output_folder(output: str) -> Path:
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise NSTError(f"{folder}: exists and is not a folder (several inputs or a folder need an output folder)")
-    if not folder.exists():
-        return check_output_folder(folder)  # its parent exists and is writable
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise NSTError(f"{folder}: output folder is not writable")
-    return folder
+    if not folder.exists() and not folder.parent.is_dir():
+        raise NSTError(f"{folder}: output folder {folder.parent} does not exist")
+    return check_output_dir(folder)  # it, or the parent it is made in, accepts new files
 
 
 def batch_plan(inputs: list[str], out_dir: Path, fmt: str | None) -> Plan:
@@ -141,11 +140,19 @@ def check_unique(jobs: list[Job]) -> None:
         seen[key] = job.source
 
 
+def check_input(src: Path) -> None:
+    """A single input: any readable path that is not a folder (a file, or a pipe such as ``<(cat a.jpg)``)."""
+    if not src.exists():
+        raise NSTError(f"{src}: no such file")
+    if not os.access(src, os.R_OK):
+        raise NSTError(f"{src}: not readable")
+
+
 def single_job(src: str, output: str, fmt: str | None) -> Job:
     """One input to one file, into an existing folder, or to stdout (images only)."""
     builtin = src.startswith(BUILTIN_PREFIX)
-    if src != STDIN and not builtin and not Path(src).is_file():
-        raise NSTError(f"{src}: no such file")
+    if src != STDIN and not builtin:
+        check_input(Path(src))
     video = src != STDIN and not builtin and is_video(src)
     if output == STDIN:
         if video:

@@ -7,6 +7,8 @@ input's failure is the run's one-line error. Options are read from the parsed ar
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -105,26 +107,47 @@ def run_job(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome:
         raise NSTError(job.error)
     try:
         return run_video(stylizer, job, args) if job.video else run_image(stylizer, job, args)
+    except OSError as e:  # reading is checked by open_image: this is the output (a sub-folder, stdout)
+        raise NSTError(f"{job.dest or '<stdout>'}: cannot write ({e.strerror or e})") from None
+
+
+def make_output_folder(folder: Path) -> bool:
+    """Create a batch's output folder (its parent exists: the plan checked); True if this run made it."""
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return False
     except OSError as e:
-        raise NSTError(f"{job.dest or job.source}: {e.strerror or e}") from None
+        raise NSTError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
+    return True
+
+
+def remove_empty_folders(folder: Path) -> None:
+    """Remove the empty folders under ``folder``, and ``folder`` if it ends up empty, deepest first."""
+    for root, _, _ in os.walk(folder, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
 
 
 def run_plan(stylizer: Stylizer, plan: Plan, args: argparse.Namespace) -> list[Outcome]:
     """Every job of the plan; in a batch a failed input is reported on stderr and the others still run."""
     from tqdm.auto import tqdm
 
-    if plan.batch:
-        Path(args.output).mkdir(exist_ok=True)
+    created = plan.batch and make_output_folder(Path(args.output))
     outcomes: list[Outcome] = []
     show = plan.batch and show_progress(args)
     bar = tqdm(plan.jobs, desc="stylize", unit="file", disable=not show, dynamic_ncols=True)
-    for job in bar:
-        try:
-            outcomes.append(run_job(stylizer, job, args))
-        except NSTError as e:
-            if not plan.batch:
-                raise
-            outcomes.append(Outcome(job.source, error=str(e)))
-            tqdm.write(f"nst stylize: error: {e} (skipped)", file=sys.stderr)
-    bar.close()
+    try:
+        for job in bar:
+            try:
+                outcomes.append(run_job(stylizer, job, args))
+            except NSTError as e:
+                if not plan.batch:
+                    raise
+                outcomes.append(Outcome(job.source, error=str(e)))
+                tqdm.write(f"nst stylize: error: {e} (skipped)", file=sys.stderr)
+    finally:
+        bar.close()
+        if created and not any(o.output for o in outcomes):  # a run that wrote nothing leaves no folder
+            remove_empty_folders(Path(args.output))  # (only then: a second writer may be filling it)
     return outcomes

@@ -2,17 +2,22 @@
 
 Reading and writing go through imageio's ffmpeg plugin (imageio + imageio-ffmpeg, which bundles an
 ffmpeg binary). Audio is not copied. The output is written to a temporary file beside the target and
-renamed at the end, so an interrupted run leaves no half-written video.
+renamed at the end, so an interrupted run leaves no half-written video; ffmpeg's own messages are
+caught, and a failed write (a full disk ...) is one line naming the output.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -117,6 +122,64 @@ def _open_writer(iio: Any, tmp: Path, dest: Path, fps: float, quality: int) -> A
     )
 
 
+@contextlib.contextmanager
+def _child_stderr(log: IO[bytes] | None) -> Iterator[None]:
+    """Point fd 2 at ``log`` while ffmpeg starts: it inherits the fd, so its messages are ours to summarise."""
+    if log is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _write_error(dest: Path, log: IO[bytes] | None, error: BaseException) -> NSTError:
+    """One line for a failed encode: the OS reason ffmpeg logged (a full disk ...), else its last message."""
+    text = ""
+    if log is not None:
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    reasons = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES)]
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or str(error).strip().splitlines() or [""]
+    reason = next((r for r in reasons if r in text), lines[-1][:200] or type(error).__name__)
+    return NSTError(f"{dest}: cannot write ({reason})")
+
+
+def _encode(writer: Any, styled: Iterator[np.ndarray], dest: Path, bar: Any) -> tuple[int, tuple[int, int]]:
+    """Feed every stylized frame to ``writer``: (frames, (width, height)); a failed write: one line naming ``dest``."""
+    frames, size = 0, (0, 0)
+    with contextlib.ExitStack() as stack:
+        try:
+            log: IO[bytes] | None = stack.enter_context(tempfile.TemporaryFile())  # anonymous: nothing to clean
+        except OSError:
+            log = None
+        try:
+            for out in styled:
+                out = _even(out)
+                try:
+                    with _child_stderr(log if frames == 0 else None):  # ffmpeg starts with the first frame
+                        writer.append_data(out)
+                except Exception as e:
+                    raise _write_error(dest, log, e) from None
+                frames += 1
+                size = (out.shape[1], out.shape[0])
+                bar.update(1)
+            try:
+                writer.close()
+            except Exception as e:
+                raise _write_error(dest, log, e) from None
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+    return frames, size
+
+
 def stylize_video(
     stylizer: Stylizer,
     src: str | os.PathLike,
@@ -137,23 +200,13 @@ def stylize_video(
     src, dest = Path(src), Path(dest)
     t0 = time.perf_counter()
     reader, fps, total = _open_reader(iio, src)
-    frames, out_size = 0, (0, 0)
     bar = tqdm(total=total, desc=src.name, unit="frame", disable=not progress, dynamic_ncols=True, leave=False)
     styled = stylizer.stylize_frames(
         _frames(reader, str(src)), size=size, preserve_color=preserve_color, strength=strength, smooth=smooth, tile=tile
     )
     try:
         with atomic_path(dest) as tmp:
-            writer = _open_writer(iio, tmp, dest, fps, quality)
-            try:
-                for out in styled:
-                    out = _even(out)
-                    writer.append_data(out)
-                    frames += 1
-                    out_size = (out.shape[1], out.shape[0])
-                    bar.update(1)
-            finally:
-                writer.close()
+            frames, out_size = _encode(_open_writer(iio, tmp, dest, fps, quality), styled, dest, bar)
             if frames == 0:
                 raise NSTError(f"{src}: the video has no frames")
     finally:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from infer.compare import compare, metric_spec, write_report
+from infer.compare import Metric, compare, metric_spec, write_report
 from infer.compare_cli import config_from_args
 from infer.compare_config import MODEL_METRIC, CompareConfig, parse_steps
 from infer.compare_model import FastModel, OnnxModel, TorchModel, load_fast_model
@@ -24,6 +24,7 @@ from nst_core.errors import NSTError
 from nst_core.loss_weights import LossWeights
 from nst_core.machine import describe
 from tests.conftest import one_error_line, run_cli, skimage_photo, tiny_train_config
+from tests.test_files import dead_pid
 from train.trainer import run_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,8 +60,14 @@ def onnx_model(trained: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report_run(onnx_model: Path, tmp_path_factory) -> tuple[Path, dict]:
-    """One `nst compare --json` run: two photos, steps 5 and 10, 48 px; returns (report dir, printed summary)."""
+    """One `nst compare --json` run: two photos, steps 5 and 10, 48 px; returns (report dir, printed summary).
+
+    The folder holds temporaries a killed comparison left (their writer's pid is dead): the run removes them."""
     out = tmp_path_factory.mktemp("compare_out") / "report"
+    (out / "images").mkdir(parents=True)
+    pid = dead_pid()
+    (out / f".notes.md.{pid}.deadbeef.tmp.md").write_text("orphan")
+    (out / "images" / f".01_old_fast.png.{pid}.deadbeef.tmp.png").write_bytes(b"orphan")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = main(
@@ -94,7 +101,7 @@ def test_writes_every_file_and_the_grid_has_one_row_per_image(report_run) -> Non
     out, _ = report_run
     for name in FILES.values():
         assert (out / name).is_file(), name
-    assert not list(out.rglob("*.tmp*"))  # atomic writes: no temporaries left
+    assert not list(out.rglob("*.tmp*"))  # atomic writes: no temporaries left, and a killed run's removed
     grid = Image.open(out / "grid.png")
     assert grid.size == grid_size(rows=2, cols=3 + len(STEPS), thumb_size=THUMB)  # content, style, fast, 5, 10
     plot = Image.open(out / "loss_vs_time.png")
@@ -190,6 +197,13 @@ def test_python_api_with_a_pytorch_network_and_a_foreign_style(trained: Path, tm
     saved = json.loads(written["json"].read_text())
     assert saved["metric"]["loss"] == rep.metric.loss.to_dict()
     assert saved["model_info"]["trained_with"] == rep.metric.trained_with.to_dict()
+
+
+def test_style_target_keeps_the_shorter_side_vgg_needs() -> None:
+    """A 2:3 style at --size 16 would be 11x16, too small for relu5_1 (16 px): it is taken larger instead."""
+    metric = Metric(LossWeights(), "caffe", torch.device("cpu"))
+    metric.set_style(Image.new("RGB", (40, 60), "orange"), 16)  # used to raise RuntimeError inside VGG
+    assert metric.min_side == 16
 
 
 def test_parse_steps_and_reach_edge_cases() -> None:
@@ -334,6 +348,10 @@ def test_flags_become_one_config() -> None:
         (["--tv-weight", "1"], "unrecognized arguments: --tv-weight"),  # the metric is content + style
         (["--thumb-size", "0"], "must be > 0"),
         (["--steps", "10,x"], "'x'"),
+        (["--content-weight", "inf"], "finite"),
+        (["--style-weight", "nan"], "finite"),
+        (["--style-layer-weights", "1,inf,1,1,1"], "finite"),
+        (["--max-pixels", "0"], "> 0"),
     ],
 )
 def test_rejected_flags(flags: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:

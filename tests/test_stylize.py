@@ -327,7 +327,16 @@ def test_not_an_onnx_file_hints_at_trained_networks(tmp_path: Path, capsys) -> N
 
 @pytest.mark.parametrize(
     ("flag", "value", "needle"),
-    [("--tile", "8", "at least 32"), ("--quality", "0", "in [1, 100]"), ("--smooth", "1", "in [0, 1)")],
+    [
+        ("--tile", "8", "at least 32"),
+        ("--quality", "0", "in [1, 100]"),
+        ("--smooth", "1", "in [0, 1)"),
+        ("--strength", "nan", "finite"),
+        ("--strength", "inf", "finite"),
+        ("--smooth", "nan", "finite"),
+        ("--quality", "nan", "integer"),
+        ("--max-pixels", "0", "> 0"),
+    ],
 )
 def test_bad_option_values_are_one_line_before_any_work(
     tiny_onnx: Path, tmp_path: Path, capsys, flag: str, value: str, needle: str
