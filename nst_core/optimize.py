@@ -251,7 +251,7 @@ def optimize(
     x: torch.Tensor | None = None
     for level, side in enumerate(sizes):
         c = images.content_at(side)
-        loss.set_style(images.styles_at(max(loss.encoder.min_side, round(side * cfg.style_scale))), blend)
+        loss.set_style(images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side), blend)
         targets = loss.content_targets(c)
         x = images.start(cfg, c) if x is None else resize_tensor(x, tuple(c.shape[-2:])).clamp_(0, 1)
         final = level == len(sizes) - 1
@@ -275,8 +275,9 @@ class _Images:
     def content_at(self, side: int) -> torch.Tensor:
         return self._prepare(self.content, side)
 
-    def styles_at(self, side: int) -> list[torch.Tensor]:
-        return [self._prepare(s, side) for s in self.styles]
+    def styles_at(self, side: int, min_side: int) -> list[torch.Tensor]:
+        """Each style with its longer side ``side``, enlarged where its shorter side would be under ``min_side``."""
+        return [self._prepare(s, max(side, math.ceil(min_side * max(s.size) / min(s.size)))) for s in self.styles]
 
     def start(self, cfg: OptimizeConfig, c: torch.Tensor) -> torch.Tensor:
         """The starting point at the size of ``c``: the content, seeded uniform noise, or a given image."""

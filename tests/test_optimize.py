@@ -15,6 +15,7 @@ from nst_core.errors import NSTError
 from nst_core.image_io import load_image
 from nst_core.loss_weights import LossWeights
 from nst_core.optimize import OptimizeConfig, _lbfgs, optimize
+from tests.conftest import skimage_photo
 
 FAST = {"size": 64, "progress": False}
 
@@ -237,3 +238,9 @@ def test_cli_bad_input(
     assert exit_info.value.code == 2
     assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_tiny_output_with_a_non_square_style(content_path: Path) -> None:
+    # coffee.png is 600x400: at a 16 px output its shorter side would be 11 px, under VGG's minimum
+    res = optimize(content_path, skimage_photo("coffee.png"), size=16, steps=2, progress=False, device="cpu")
+    assert max(res.size) == 16 and res.loss["total"] <= res.initial_loss["total"]
