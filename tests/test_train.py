@@ -321,7 +321,7 @@ def test_yaml_loss_section_merges_onto_defaults_and_old_flat_keys_map_into_it(tm
         ("style_size: 0\n", "style_size must be a positive integer"),
         ("crop_scale: [0.9, 0.5]\n", "crop_scale must be"),
         ("loss: {gram: 1}\n", "unknown loss key 'gram'"),
-        ("image_size: big\n", "cannot use 'big'"),
+        ("image_size: big\n", "image_size must be an integer, got 'big'"),
         ("vgg_weights: cafe\n", "vgg_weights must be caffe, torchvision or"),
     ],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,11 +21,14 @@ import torch
 from torch import nn
 
 from nst_core.checkpoint_io import CHECKPOINTS_DIR, NETWORK_FILE, checkpoint_dirs, save_network, unwrap
-from nst_core.errors import NSTError
+from nst_core.errors import NSTError, first_line
+from nst_core.files import _alive as pid_alive  # private there; the pid check of atomic temporaries
 from train.state import TrainingState, set_rng_state
 
 TRAINING_STATE = "training_state.pt"
 OPTIMIZER_STATE = "optimizer.pt"
+#: A checkpoint folder being written (.tmp-) or deleted (.old-), named with its writer's pid.
+_HIDDEN = re.compile(r"^\.(tmp|old)-step-\d+(-(?P<pid>\d+))?$")
 
 
 def step_dir_name(step: int) -> str:
@@ -61,10 +65,14 @@ class Checkpointer:
         self.metadata = dict(metadata or {})  # stored in every network.safetensors (style, config ...)
 
     def clean_temporaries(self) -> None:
-        """Remove leftovers of checkpoints that were being written or deleted when a process was killed."""
+        """Remove leftovers of checkpoints that were being written or deleted when a process was killed.
+
+        Their names end in the writer's pid (``.tmp-step-000000010-1234``); a live writer's are kept.
+        """
         if self.root.is_dir():
             for p in self.root.iterdir():
-                if p.name.startswith((".tmp-", ".old-")):
+                m = _HIDDEN.match(p.name)
+                if m and not (m["pid"] and pid_alive(int(m["pid"]))):
                     shutil.rmtree(p, ignore_errors=True)
 
     def save(
@@ -72,25 +80,32 @@ class Checkpointer:
     ) -> Path:
         """Write checkpoint ``state.step`` atomically, then keep only the newest ``keep``. Main process only.
 
-        ``rngs``: the RNG states of every process (index = rank).
+        ``rngs``: the RNG states of every process (index = rank). A failed write (full disk ...) is an
+        NSTError naming the checkpoint, and leaves no temporary folder behind.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / step_dir_name(state.step)
         tmp = self.root / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_network(net, tmp / NETWORK_FILE, {**self.metadata, "step": state.step})
-        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_STATE)
-        torch.save({**state.to_dict(), "rng": rngs}, tmp / TRAINING_STATE)
-        for f in tmp.iterdir():  # data on disk before the rename makes the folder visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():  # re-saving a step (e.g. resumed and stopped again at once)
-            _remove(final, f".old-{final.name}-{os.getpid()}")
-        os.replace(tmp, final)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            save_network(net, tmp / NETWORK_FILE, {**self.metadata, "step": state.step})
+            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_STATE)
+            torch.save({**state.to_dict(), "rng": rngs}, tmp / TRAINING_STATE)
+            for f in tmp.iterdir():  # data on disk before the rename makes the folder visible
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            if final.exists():  # re-saving a step (e.g. resumed and stopped again at once)
+                _remove(final, f".old-{final.name}-{os.getpid()}")
+            os.replace(tmp, final)
+        except (OSError, RuntimeError, NSTError) as e:  # torch.save reports a full disk as a RuntimeError
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e)
+            raise NSTError(f"{final}: cannot write checkpoint ({reason})") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         _fsync_dir(self.root)
         for stale in checkpoint_dirs(self.run_dir)[: -self.keep]:
-            _remove(stale, f".old-{stale.name}")
+            _remove(stale, f".old-{stale.name}-{os.getpid()}")
         return final
 
     def save_network(self, net: nn.Module, step: int) -> Path:

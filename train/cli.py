@@ -153,6 +153,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         summary = {"run_dir": str(result.run_dir), "step": result.step, "network": str(result.network)}
         summary |= {"losses": result.history[-1][1] if result.history else {}}
-        summary |= {"skipped": result.skipped, "skipped_files": result.skipped_files}
+        summary |= {"data_files": result.data_files, "skipped": result.skipped, "skipped_files": result.skipped_files}
         print(json.dumps(summary))
     return 0

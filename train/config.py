@@ -9,6 +9,7 @@ RUN_DIR/config.yaml. No torch import: the CLI reads its defaults from here.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -19,7 +20,7 @@ import yaml
 
 from nst_core.errors import NSTError
 from nst_core.image_io import atomic_path
-from nst_core.loss_weights import LossWeights
+from nst_core.loss_weights import LossWeights, layer_names
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them.
 PATH_KEYS = ("style", "data", "output")
@@ -103,6 +104,11 @@ class TrainConfig:
     report_to: str = "tensorboard"  # tensorboard | none
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name != "loss":
+                setattr(self, f.name, coerce(f.name, getattr(self, f.name)))
+        if not isinstance(self.loss, LossWeights):
+            raise NSTError(f"loss must be a LossWeights, got {type(self.loss).__name__}")
         for name in POSITIVE_INTS:
             _check(name, getattr(self, name), getattr(self, name) > 0, "a positive integer")
         for name in ("max_steps", "style_size"):
@@ -113,14 +119,15 @@ class TrainConfig:
         _check("epochs", self.epochs, self.epochs > 0, "> 0")
         for name, choices in (("variant", VARIANTS), ("mixed_precision", MIXED_PRECISION), ("report_to", TRACKERS)):
             _check(name, getattr(self, name), getattr(self, name) in choices, "one of " + ", ".join(choices))
-        self.crop_scale = tuple(float(v) for v in self.crop_scale)  # type: ignore[assignment]
         scale = self.crop_scale
-        ok = len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1
-        _check("crop_scale", list(scale), ok, "MIN,MAX with 0 < MIN <= MAX <= 1")
+        _check("crop_scale", list(scale), 0 < scale[0] <= scale[1] <= 1, "MIN,MAX with 0 < MIN <= MAX <= 1")
         known_vgg = self.vgg_weights in ("caffe", "torchvision") or Path(self.vgg_weights).is_file()
         _check("vgg_weights", self.vgg_weights, known_vgg, "caffe, torchvision or an existing state-dict file")
-        if not isinstance(self.loss, LossWeights):
-            raise NSTError(f"loss must be a LossWeights, got {type(self.loss).__name__}")
+        smallest = min_side(self.loss)
+        for name in ("image_size", "style_size"):
+            value = getattr(self, name)
+            why = f"at least {smallest} (the loss layers halve the image {smallest.bit_length() - 1} times)"
+            _check(name, value, value is None or value >= smallest, why)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for YAML, JSON and metadata (the loss as a `loss:` section)."""
@@ -141,6 +148,16 @@ class TrainConfig:
             raise NSTError(f"{source}: {e}") from None
 
 
+def min_side(loss: LossWeights, arch: str = "vgg19") -> int:
+    """Smallest image side the loss network accepts: each pooling before the deepest layer halves it.
+
+    Computed from the layer names, without building VGG (= nst_core.vgg.VGGFeatures.min_side).
+    """
+    names = layer_names(arch)
+    depth = max(names.index(n) for n in (*loss.content_layers, *loss.style_layers)) + 1
+    return 2 ** sum(n.startswith("pool") for n in names[:depth])
+
+
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:
     if not ok:
         raise NSTError(f"{name} must be {expected}, got {value!r}")
@@ -157,25 +174,71 @@ class Settings(dict):
         self.source = source
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
-    """Light type coercion of YAML values (e.g. `1e-3` read as a string by YAML 1.1)."""
-    kind = str(TrainConfig.__dataclass_fields__[name].type)
-    if value is None or name == "loss":
+def _as_int(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return int(value)  # "4" (a quoted YAML value) is 4; "four" is a ValueError
+    raise TypeError
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError
+    number = float(value)  # "1e-3": YAML 1.1 reads an exponent without a dot as a string
+    if not math.isfinite(number):
+        raise ValueError
+    return number
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
         return value
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    if isinstance(value, str | int) and str(value).strip().lower() in words:
+        return words[str(value).strip().lower()]
+    raise ValueError
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, str | os.PathLike):
+        return os.fspath(value)
+    raise TypeError
+
+
+def _as_pair(value: Any) -> tuple[float, float]:
+    items = _split(value)
+    if not isinstance(items, list | tuple) or len(items) != 2:
+        raise TypeError
+    return (_as_float(items[0]), _as_float(items[1]))
+
+
+#: A field's annotation -> (converter, what the message says it must be).
+_KINDS = {
+    "int": (_as_int, "an integer"),
+    "float": (_as_float, "a finite number"),
+    "bool": (_as_bool, "true or false"),
+    "str": (_as_str, "a string"),
+    "tuple[float, float]": (_as_pair, "a list of 2 numbers [MIN, MAX]"),
+}
+
+
+def coerce(name: str, value: Any) -> Any:
+    """``value`` as field ``name``'s type, or NSTError naming the key and the type it must have.
+
+    Lenient only where YAML 1.1 or hand-edited files call for it ("4", "1e-3", yes/no, 4.0).
+    """
+    annotation = str(TrainConfig.__dataclass_fields__[name].type)
+    nullable = annotation.endswith(" | None")
+    convert, expected = _KINDS[annotation.removesuffix(" | None")]
+    if value is None and nullable:
+        return None
+    if name == "mixed_precision" and value is False:  # `mixed_precision: no` unquoted is YAML 1.1's false
+        return "no"
     try:
-        if kind.startswith("int"):
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
-        if kind.startswith("bool"):
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if kind.startswith("tuple"):
-            return tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise NSTError(f"{source}: config key {name!r}: cannot use {value!r} as {kind}") from None
-    return value
+        return convert(value)
+    except (TypeError, ValueError, OverflowError):
+        raise NSTError(f"{name} must be {expected}{' or null' if nullable else ''}, got {value!r}") from None
 
 
 def _split(value: Any) -> Any:
@@ -196,7 +259,11 @@ def check_keys(values: Mapping[str, Any], source: str) -> Settings:
                 raise NSTError(f"{source}: `loss` must be a mapping of key: value, got {value!r}")
             loss.update({k: _split(v) for k, v in value.items()})
         elif name in KNOWN_KEYS:
-            out[name] = _coerce(name, value, source)
+            try:
+                out[name] = coerce(name, value)
+            except NSTError as e:
+                written = f" (written as {key!r})" if name != key else ""
+                raise NSTError(f"{source}: {e}{written}") from None
         else:
             raise NSTError(f"{source}: unknown config key {key!r} (known keys: {', '.join(KNOWN_KEYS)})")
     if loss:

@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from nst_core.errors import NSTError
-from nst_core.image_io import center_crop, open_image, pil_to_tensor, scan_images
+from nst_core.image_io import MIN_SIDE, center_crop, open_image, pil_to_tensor, scan_images
 from train.config import TrainConfig
 
 _HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
@@ -140,6 +140,8 @@ def decode(value: Any, size: int) -> Image.Image:
             img.load()
         except Exception as e:  # anything Pillow throws on a bad file
             raise NSTError(f"{_describe(value)}: unreadable ({type(e).__name__})") from None
+    if min(img.size) < MIN_SIDE:  # a 1x1 picture is skipped like a corrupt one, as every command rejects it
+        raise NSTError(f"{_describe(value)}: image is {img.width}x{img.height} pixels")
     return open_image(img)
 
 
@@ -303,5 +305,5 @@ def sample_photos(source: ImageSource, count: int, size: int) -> tuple[torch.Ten
         if len(photos) == count:
             break
     if not photos:
-        raise NSTError(f"{source.name}: none of the {len(skipped)} image file(s) could be read")
+        raise NSTError(f"no readable image among {len(skipped)} files in {source.name}")
     return torch.stack(photos), skipped

@@ -9,6 +9,7 @@ bf16/fp16 autocast and torch.compile, uint8 batches decoded by DataLoader worker
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -20,12 +21,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from nst_core.checkpoint_io import unwrap
 from nst_core.errors import NSTError
+from nst_core.files import check_output_dir, clean_stale_temporaries
 from nst_core.image_io import load_image, save_image
 from nst_core.losses import PerceptualLoss
 from nst_core.transformer import TransformerNet
 from train.checkpoint import Checkpointer, step_dir_name
-from train.config import TrainConfig, save_yaml
+from train.config import TrainConfig, min_side, save_yaml
 from train.data import ImageSource, make_loader, open_source, sample_photos
 from train.state import TrainingState, rng_state
 
@@ -43,6 +46,7 @@ class TrainResult:
     skipped: int = 0  # decode failures (events, all processes, whole run)
     skipped_files: list[str] = field(default_factory=list)
     network: Path | None = None
+    data_files: int | None = None  # image files in the data (None: a stream of unknown length)
 
 
 def build_loss(cfg: TrainConfig, style: torch.Tensor, device: torch.device) -> PerceptualLoss:
@@ -131,6 +135,21 @@ class RunInputs:
     source: ImageSource
     checkpointer: Checkpointer
     resume_from: Path | None
+    photos: torch.Tensor  # the sample-grid photos: the data is known to decode
+    unreadable: list[str]  # files that failed to decode while looking for them
+
+
+def _load_style(cfg: TrainConfig) -> torch.Tensor:
+    """The style image at its training size; a very elongated one may still be too thin for the loss layers."""
+    size = cfg.style_size or cfg.image_size
+    style = load_image(cfg.style, size=size)
+    h, w = style.shape[-2:]
+    if min(h, w) < min_side(cfg.loss):
+        raise NSTError(
+            f"{cfg.style}: {w}x{h} pixels at style size {size}; the loss layers need at least "
+            f"{min_side(cfg.loss)} on each side (raise --style-size)"
+        )
+    return style
 
 
 def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
@@ -142,17 +161,19 @@ def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
     ):
         if not value:
             raise NSTError(missing)
+    check_output_dir(cfg.output)
     checkpointer = Checkpointer(
         cfg.output, cfg.keep_checkpoints, {"style": Path(cfg.style).stem, "config": cfg.to_dict()}
     )
-    style = load_image(cfg.style, size=cfg.style_size or cfg.image_size)
+    style = _load_style(cfg)
     resume_from = checkpointer.resolve(resume) if resume else None
     if resume_from is None and checkpointer.latest() is not None:
         raise NSTError(
             f"{cfg.output} already holds checkpoints of a run: add --resume to continue it, or choose a new --output"
         )
     source = open_source(cfg.data, cfg.data_split, cfg.streaming)
-    return RunInputs(style, source, checkpointer, resume_from)
+    photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
+    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable)
 
 
 class Throughput:
@@ -178,7 +199,6 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, inputs: RunInputs, progress: bool = True, messages: bool = True) -> None:
         self.cfg, self.inputs, self.progress, self.messages = cfg, inputs, progress, messages
         self.run_dir, self.checkpointer = inputs.checkpointer.run_dir, inputs.checkpointer
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator = _make_accelerator(cfg, self.run_dir)
         self.device, self.main = self.accelerator.device, self.accelerator.is_main_process
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
@@ -194,7 +214,7 @@ class Trainer:
         self.forward = torch.compile(self.net) if cfg.compile else self.net
         self.max_steps = total_steps(cfg, inputs.source.length, self.world)
         self.state, self.last_saved, self.throughput = TrainingState(), -1, Throughput()
-        self.photos = torch.empty(0)
+        self.photos = inputs.photos.to(self.device).contiguous(memory_format=self.net_memory)
 
     def say(self, text: str) -> None:
         """A message on stderr (main process, not under -q); stdout is kept for --json."""
@@ -206,16 +226,20 @@ class Trainer:
             self.say(f"warning: skipping unreadable image {name}")
 
     def start(self) -> None:
-        """Restore a checkpoint if resuming, pick the sample photos, write config.yaml, open the tracker."""
+        """Restore a checkpoint if resuming, create the run folder (stale temporaries removed), write config.yaml,
+        open the tracker: the first writes of a run, once everything that can be checked was checked."""
         if self.inputs.resume_from is not None:
             self.state = self.checkpointer.load(self.inputs.resume_from, self.net, self.optimizer, self.rank)
+            for group in self.optimizer.param_groups:  # the config's (--lr on --resume), not the one saved
+                group["lr"] = self.cfg.lr
             self.last_saved = self.state.step
             self.say(f"resuming from {self.inputs.resume_from} (step {self.state.step})")
         self.say(self.inputs.source.summary())
-        photos, unreadable = sample_photos(self.inputs.source, self.cfg.num_samples, self.cfg.image_size)
-        self.photos = photos.to(self.device).contiguous(memory_format=self.net_memory)
-        self.note_skipped([n for n in unreadable if n not in self.state.skipped_files])
+        self.note_skipped([n for n in self.inputs.unreadable if n not in self.state.skipped_files])
         if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for folder in (self.run_dir, self.run_dir / "samples"):  # left by a killed run
+                clean_stale_temporaries(folder)
             self.checkpointer.clean_temporaries()
             save_yaml(self.cfg, self.run_dir / "config.yaml")
             (self.run_dir / "samples").mkdir(exist_ok=True)
@@ -260,6 +284,9 @@ class Trainer:
         with self.accelerator.accumulate(self.net):
             with self.accelerator.autocast():
                 terms = forward_loss(self.forward, self.loss_fn, x, self.memory, self.net_memory)
+            total = terms["total"].detach()
+            if not torch.isfinite(total):  # stop before a step spreads it into the weights
+                raise NSTError(self.diverged(f"loss became {float(total)}", self.state.step + 1))
             self.accelerator.backward(terms["total"])
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -276,12 +303,18 @@ class Trainer:
         """Record the loss terms (history, TensorBoard); NSTError when the loss diverged. Returns the bar's text."""
         step = self.state.step
         values = {k: float(terms[k].detach().float()) for k in TERMS}
-        if not math.isfinite(values["total"]):
-            raise NSTError(f"loss became {values['total']} at step {step}; lower --lr, or use bf16 instead of fp16")
         rate = self.throughput.rate()
         self.state.history.append((step, values))
         self.accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"images_per_s": rate}, step=step)
         return {**{k: f"{v:.3g}" for k, v in values.items()}, "img/s": f"{rate:.1f}"}
+
+    def diverged(self, what: str, step: int) -> str:
+        """The message of a run that blew up: where, and the likely cause."""
+        w = self.cfg.loss
+        cause = f"learning rate {self.cfg.lr:g} or loss weights (content {w.content:g}, style {w.style:g}) too large"
+        if self.cfg.mixed_precision == "fp16":
+            cause += ", or fp16 overflow (try --mixed-precision bf16)"
+        return f"{what} at step {step}: {cause}"
 
     def save_samples(self) -> None:
         path = self.run_dir / "samples" / f"{step_dir_name(self.state.step)}.png"
@@ -291,6 +324,9 @@ class Trainer:
         """Every process hands in its RNG state; the main process writes the checkpoint."""
         from accelerate.utils import gather_object
 
+        for name, p in unwrap(self.net).named_parameters():  # a checkpoint is never the one that blew up
+            if not torch.isfinite(p.detach()).all():
+                raise NSTError(self.diverged(f"weights became non-finite ({name})", self.state.step))
         rngs = gather_object([rng_state()]) if self.world > 1 else [rng_state()]
         if self.main:
             self.checkpointer.save(self.net, self.optimizer, self.state, rngs)
@@ -308,7 +344,8 @@ class Trainer:
             n, total = len(s.skipped_files), self.inputs.source.length
             used = f"; trained on the other {total - n} of {total} image files" if total else ""
             self.say(f"skipped {s.skipped} unreadable image(s) ({n} file(s)): {names}{used}")
-        return TrainResult(self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network)
+        files = self.inputs.source.length
+        return TrainResult(self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network, files)
 
 
 def run_training(
@@ -325,10 +362,16 @@ def run_training(
     the progress bar, ``messages``: notes and warnings; both on stderr (stdout is left to --json).
     """
     inputs = check_inputs(cfg, resume)  # before anything is written
-    trainer = Trainer(cfg, inputs, progress, messages)
+    run_dir = inputs.checkpointer.run_dir.absolute()
+    created = next((p for p in reversed((run_dir, *run_dir.parents)) if not p.exists()), None)  # by this call
+    trainer = Trainer(cfg, inputs, progress, messages)  # network, VGG loss: still nothing written
+    started = False
     try:
         trainer.start()
+        started = True
         trainer.fit(on_step)
         return trainer.finish()
     finally:
         trainer.accelerator.end_training()  # also on an interrupt: trackers flushed and closed
+        if created is not None and not started:  # the folders this call created hold nothing of use
+            shutil.rmtree(created, ignore_errors=True)
