@@ -228,14 +228,26 @@ def test_unloadable_vgg_weights_leave_no_run_folder(tmp_path, style_path, data, 
 # ------------------------------------------------------------------ destinations and write failures (failure 2)
 
 
+def _read_only(folder: Path, request: pytest.FixtureRequest) -> None:
+    """chmod 555; for root, whom chmod does not stop, a read-only bind mount (undone after the test)."""
+    folder.chmod(0o555)
+    if os.geteuid() != 0:
+        return
+    if subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root where bind mounts are not allowed: nothing refuses a write")
+    request.addfinalizer(lambda: subprocess.run(["umount", str(folder)], capture_output=True))
+    if subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("this system does not allow a read-only bind mount")
+
+
 @pytest.mark.parametrize("where", ["a-file", "under-a-file", "proc", "read-only"])
-def test_unusable_output_fails_before_any_work(tmp_path, style_path, data, capsys, monkeypatch, where):
+def test_unusable_output_fails_before_any_work(tmp_path, style_path, data, capsys, monkeypatch, request, where):
     import train.trainer
 
-    if where == "read-only" and os.geteuid() == 0:
-        pytest.skip("root writes into a chmod 555 folder: nothing to refuse")
     (tmp_path / "file").write_text("x")
-    (tmp_path / "ro").mkdir(mode=0o555)
+    (tmp_path / "ro").mkdir()
+    if where == "read-only":
+        _read_only(tmp_path / "ro", request)
     out = {
         "a-file": tmp_path / "file",
         "under-a-file": tmp_path / "file" / "run",
