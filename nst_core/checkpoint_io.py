@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from nst_core.errors import NSTError
+from nst_core.errors import NSTError, first_line
 from nst_core.files import atomic_path
 from nst_core.transformer import TransformerNet
 
@@ -82,7 +82,10 @@ def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str,
     except OSError as e:
         raise NSTError(f"{path}: cannot create {path.parent} ({e.strerror or e})") from None
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata_strings(meta))
+        try:
+            save_file(state, str(tmp), metadata=metadata_strings(meta))
+        except SafetensorError as e:  # a full disk surfaces as this, not as an OSError
+            raise NSTError(f"{path}: cannot write ({first_line(e)})") from None
     return path
 
 

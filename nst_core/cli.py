@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 
 from nst_core import __version__
@@ -47,6 +48,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _max_pixels(limit: int | None) -> Iterator[None]:
+    """--max-pixels (nst_core.cli_options.add_max_pixels_option) for this command only, then the old limit."""
+    if limit is None:
+        yield
+        return
+    from nst_core.image_io import set_max_pixels
+
+    previous = set_max_pixels(limit)
+    try:
+        yield
+    finally:
+        set_max_pixels(previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `nst`; returns the exit status (also used by `python -m train` / `infer`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -55,11 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=command if command in {ep.name for ep in entry_points(group="nst.commands")} else None)
     args = parser.parse_args(argv)
     try:
-        if hasattr(args, "max_pixels"):  # --max-pixels (nst_core.cli_options.add_max_pixels_option)
-            from nst_core.image_io import set_max_pixels
-
-            set_max_pixels(args.max_pixels)
-        return int(args.func(args) or 0)
+        with _max_pixels(getattr(args, "max_pixels", None)):
+            return int(args.func(args) or 0)
     except NSTError as e:
         print(f"nst {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return 2

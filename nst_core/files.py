@@ -62,7 +62,8 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a temporary's writer still running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,7 +82,7 @@ def clean_stale_temporaries(folder: str | os.PathLike, name: str | None = None) 
         return removed
     for p in entries:
         m = _TEMP.match(p.name)
-        if m and (name is None or m["name"] == name) and not _alive(int(m["pid"])):
+        if m and (name is None or m["name"] == name) and not pid_alive(int(m["pid"])):
             try:
                 p.unlink()
                 removed.append(p)

@@ -121,11 +121,12 @@ def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
         raise NSTError(f"{name}: cannot convert to RGB ({e})") from None
 
 
-def set_max_pixels(limit: int) -> None:
-    """Raise (or lower) the largest image accepted, in pixels (``--max-pixels``)."""
+def set_max_pixels(limit: int) -> int:
+    """Raise (or lower) the largest image accepted, in pixels (``--max-pixels``); returns the previous limit."""
     if limit <= 0:
         raise NSTError(f"max pixels must be positive, got {limit}")
-    _limits["max_pixels"] = int(limit)
+    previous, _limits["max_pixels"] = _limits["max_pixels"], int(limit)
+    return previous
 
 
 def check_pixels(name: str, size: tuple[int, int]) -> None:

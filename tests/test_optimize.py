@@ -244,3 +244,12 @@ def test_tiny_output_with_a_non_square_style(content_path: Path) -> None:
     # coffee.png is 600x400: at a 16 px output its shorter side would be 11 px, under VGG's minimum
     res = optimize(content_path, skimage_photo("coffee.png"), size=16, steps=2, progress=False, device="cpu")
     assert max(res.size) == 16 and res.loss["total"] <= res.initial_loss["total"]
+
+
+def test_max_pixels_holds_for_one_command_only(tmp_path: Path, content_path: Path, style_path: Path) -> None:
+    from nst_core import image_io
+
+    before = image_io._limits["max_pixels"]
+    argv = [str(content_path), "--style", str(style_path), "-o", str(tmp_path / "o.png"), "--max-pixels", "100"]
+    assert main(["optimize", *argv]) == 2  # the content is over 100 pixels
+    assert image_io._limits["max_pixels"] == before

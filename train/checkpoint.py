@@ -22,7 +22,7 @@ from torch import nn
 
 from nst_core.checkpoint_io import CHECKPOINTS_DIR, NETWORK_FILE, checkpoint_dirs, save_network, unwrap
 from nst_core.errors import NSTError, first_line
-from nst_core.files import _alive as pid_alive  # private there; the pid check of atomic temporaries
+from nst_core.files import pid_alive
 from train.state import TrainingState, set_rng_state
 
 TRAINING_STATE = "training_state.pt"
