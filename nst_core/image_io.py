@@ -136,7 +136,7 @@ def check_pixels(name: str, size: tuple[int, int]) -> None:
     limit = _limits["max_pixels"]
     if w * h > limit:
         raise NSTError(
-            f"{name}: image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of {limit / 1e6:.0f}; "
+            f"{name}: image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,}; "
             f"--max-pixels {w * h} accepts it if you trust the file"
         )
     if w * h > WARN_PIXELS and name not in _warned:

@@ -351,3 +351,16 @@ def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path, style_path, 
     run_training(more, resume="latest" if how == "resume" else None, progress=False, messages=False)
     assert [p for p in stale if p.exists()] == []
     assert all(p.exists() for p in kept)
+
+
+def test_training_photos_over_the_pixel_limit_are_skipped_not_decoded(monkeypatch) -> None:
+    import io
+
+    from nst_core import image_io
+    from train.data import decode
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buf, format="PNG")
+    monkeypatch.setitem(image_io._limits, "max_pixels", 1000)
+    with pytest.raises(NSTError, match=r"big.png: image is 40x30 = 1,200 pixels, over the limit of 1,000"):
+        decode({"bytes": buf.getvalue(), "path": "big.png"}, 32)

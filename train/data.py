@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from nst_core.errors import NSTError
-from nst_core.image_io import MIN_SIDE, center_crop, open_image, pil_to_tensor, scan_images
+from nst_core.image_io import MIN_SIDE, center_crop, check_pixels, open_image, pil_to_tensor, scan_images
 from train.config import TrainConfig
 
 _HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
@@ -136,8 +136,11 @@ def decode(value: Any, size: int) -> Image.Image:
     with fp:
         try:
             img = Image.open(fp)
+            check_pixels(_describe(value), img.size)  # a decompression bomb is skipped, never decoded
             img.draft("RGB", (2 * size, 2 * size))  # JPEG: decode at a reduced scale when it is big enough
             img.load()
+        except NSTError:
+            raise
         except Exception as e:  # anything Pillow throws on a bad file
             raise NSTError(f"{_describe(value)}: unreadable ({type(e).__name__})") from None
     if min(img.size) < MIN_SIDE:  # a 1x1 picture is skipped like a corrupt one, as every command rejects it
