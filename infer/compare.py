@@ -43,12 +43,11 @@ from infer.compare_results import (
     MethodResult,
     MetricSpec,
     Scores,
-    display_name,
     find_reach,
     same_score,
 )
 from nst_core.errors import NSTError
-from nst_core.image_io import open_image, pil_to_tensor, resize_longer, tensor_to_pil
+from nst_core.image_io import display_name, open_image, pil_to_tensor, resize_longer, tensor_to_pil
 from nst_core.losses import LossWeights, PerceptualLoss
 from nst_core.machine import machine_info
 from nst_core.optimize import OptimizeConfig, optimize, resolve_device

@@ -15,9 +15,16 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from infer.compare_config import DEFAULT_THUMB_SIZE
-from infer.compare_results import FILES, CompareReport, display_name, fmt_seconds
+from infer.compare_results import FILES, CompareReport, fmt_seconds
 from nst_core.errors import NSTError
-from nst_core.image_io import atomic_path, check_output_folder, clean_stale_temporaries, resize_longer, save_image
+from nst_core.image_io import (
+    atomic_path,
+    check_output_folder,
+    clean_stale_temporaries,
+    display_name,
+    resize_longer,
+    save_image,
+)
 from nst_core.loss_weights import LossWeights
 from nst_core.machine import describe
 

@@ -7,16 +7,13 @@ rendered without the loss network.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from nst_core.image_io import BUILTIN_PREFIX
 from nst_core.loss_weights import LossWeights
 
 REPORT_VERSION = 2  # 2: the metric and the training loss as `loss` sections (LossWeights.to_dict())
@@ -288,8 +285,3 @@ def fmt_seconds(s: float | None) -> str:
     if s < 100:
         return f"{s:.2f} s"
     return f"{s:.0f} s"
-
-
-def display_name(source: str | os.PathLike) -> str:
-    s = str(source)
-    return s[len(BUILTIN_PREFIX) :] if s.startswith(BUILTIN_PREFIX) else Path(s).stem

@@ -136,11 +136,14 @@ def int8_model(fp32: Any, calibration: Calibration, dest: Path) -> Any:
     The quantizer works on files: two temporaries beside ``dest``, named like `atomic_path`'s, so a kill
     leaves nothing the next write of ``dest`` does not remove. A disk error is one line naming ``dest``.
     """
-    pre, raw = temporary_name(dest), temporary_name(dest)
+    src, pre, raw = temporary_name(dest), temporary_name(dest), temporary_name(dest)
     try:
+        # From a file: given a ModelProto, quant_pre_process re-saves it with external data that its
+        # own onnxruntime session cannot read (the dynamo exporter's constants), and fails.
+        onnx.save(fp32, str(src))
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            quant_pre_process(fp32, str(pre), skip_symbolic_shape=True)
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             quantize_static(
                 str(pre),
                 str(raw),
@@ -155,5 +158,5 @@ def int8_model(fp32: Any, calibration: Calibration, dest: Path) -> Any:
     except OSError as e:
         raise NSTError(f"{dest}: cannot write ({e.strerror or e})") from None
     finally:
-        pre.unlink(missing_ok=True)
-        raw.unlink(missing_ok=True)
+        for work in (src, pre, raw):
+            work.unlink(missing_ok=True)

@@ -122,6 +122,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise _os_error(path, e) from None
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # again: writers that replace the file (safetensors) make it 0600
         os.replace(tmp, path)
     except OSError as e:  # a full disk, a vanished folder...: one line naming the path, nothing left behind
         tmp.unlink(missing_ok=True)

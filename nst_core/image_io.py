@@ -84,6 +84,12 @@ def resolve_builtin(name: str) -> Path:
     return matches[0]
 
 
+def display_name(source: str | os.PathLike) -> str:
+    """A short name for an image source: ``skimage:coffee`` -> ``coffee``, ``styles/candy.jpg`` -> ``candy``."""
+    s = str(source)
+    return s[len(BUILTIN_PREFIX) :] if s.startswith(BUILTIN_PREFIX) else Path(s).stem
+
+
 def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
     """Open an image file (or bytes, a PIL image, or ``skimage:NAME``) as an upright 8-bit RGB PIL image.
 

@@ -264,3 +264,12 @@ def test_export_cli_imports_neither_torch_nor_onnxruntime() -> None:
     code = "import sys, infer.export_cli; print(sorted({'torch', 'onnx', 'onnxruntime'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_int8_with_the_default_exporter_and_a_relative_path(tmp_path: Path, monkeypatch) -> None:
+    # quant_pre_process given the in-memory dynamo model re-saved it with external data it could not
+    # read back: `nst export runs/x -o m.onnx --int8` was a traceback (the tests used TorchScript only)
+    monkeypatch.chdir(tmp_path)
+    res = export_onnx(tiny_net(), Path("m.onnx"), int8=True)
+    assert res.exporter == "dynamo" and res.int8 is not None and res.int8.mean_abs_error < 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx"]

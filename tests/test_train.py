@@ -415,3 +415,8 @@ def test_rng_states_survive_a_weights_only_load(tmp_path):
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     set_rng_state(torch.load(tmp_path / "state.pt", weights_only=True)["rng"][0])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_a_built_in_style_is_named_without_its_prefix(tmp_path, photo_dir) -> None:
+    result = run_training(tiny(tmp_path, photo_dir, "skimage:coffee", max_steps=1))
+    assert load_network(result.network)[1]["style"] == "coffee"

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from nst_core.checkpoint_io import unwrap
 from nst_core.errors import NSTError
 from nst_core.files import check_output_dir, clean_stale_temporaries
-from nst_core.image_io import load_image, save_image
+from nst_core.image_io import display_name, load_image, save_image
 from nst_core.losses import PerceptualLoss
 from nst_core.transformer import TransformerNet
 from train.checkpoint import Checkpointer, step_dir_name
@@ -163,7 +163,7 @@ def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
             raise NSTError(missing)
     check_output_dir(cfg.output)
     checkpointer = Checkpointer(
-        cfg.output, cfg.keep_checkpoints, {"style": Path(cfg.style).stem, "config": cfg.to_dict()}
+        cfg.output, cfg.keep_checkpoints, {"style": display_name(cfg.style), "config": cfg.to_dict()}
     )
     style = _load_style(cfg)
     resume_from = checkpointer.resolve(resume) if resume else None
