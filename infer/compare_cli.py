@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from infer.compare_config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, CompareConfig
 from nst_core.cli_options import (
@@ -20,6 +19,7 @@ from nst_core.cli_options import (
     positive_int,
     show_progress,
 )
+from nst_core.log import LOG
 from nst_core.loss_weights import LossWeights
 
 _D = CompareConfig()
@@ -113,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(out, ignore_errors=True)
         raise
     for w in report.warnings:
-        print(f"nst compare: warning: {w}", file=sys.stderr)
+        LOG.warning(w)
     if args.json:
         print(json.dumps({"report_dir": str(out), **report.summary()}))
-    elif not args.quiet:
-        print(f"{report.answer()}\nwrote {out}/grid.png, loss_vs_time.png, report.json, report.md", file=sys.stderr)
+    else:
+        LOG.info(f"{report.answer()}\nwrote {out}/grid.png, loss_vs_time.png, report.json, report.md")
     return 0

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import sys
 from typing import Any
 
 from infer.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, ExportResult, export_onnx
 from infer.onnx_format import MAX_OPSET, MIN_OPSET
 from nst_core.cli_options import add_command, add_output_option, add_report_options, number, positive_float
+from nst_core.log import LOG
 
 HELP = "export a trained network to ONNX (checked against PyTorch; optional fp16 / int8)"
 DESCRIPTION = (
@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     result = export_onnx(args.checkpoint, args.output, **export_options(args))
     if args.json:
         print(json.dumps(result.to_dict()))
-    elif not args.quiet:
-        print(summary(result), file=sys.stderr)
+    else:
+        LOG.info(summary(result))
     return 0
 
 

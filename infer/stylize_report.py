@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from infer.providers import short_provider
 from infer.stylize import Stylizer, fmt_shape
 from infer.stylize_plan import Plan, names
 from infer.stylize_run import Outcome
+from nst_core.log import LOG
 
 
 def print_info(info: dict[str, Any]) -> None:
@@ -39,11 +39,8 @@ def print_info(info: dict[str, Any]) -> None:
 
 def report_skipped(plan: Plan, args: argparse.Namespace) -> None:
     """One stderr line naming the folder files that are neither images nor videos (they are not stylized)."""
-    if plan.skipped and not args.quiet:
-        print(
-            f"nst stylize: skipped {len(plan.skipped)} files that are neither images nor videos: {names(plan.skipped)}",
-            file=sys.stderr,
-        )
+    if plan.skipped:
+        LOG.warning(f"skipped {len(plan.skipped)} files that are neither images nor videos: {names(plan.skipped)}")
 
 
 def summary(outcomes: list[Outcome], plan: Plan, stylizer: Stylizer, total_s: float) -> dict[str, Any]:
@@ -75,16 +72,15 @@ def print_summary(
     done = [o for o in outcomes if o.error is None]
     if plan.batch:
         mean = sum(o.ms or 0 for o in done) / max(1, len(done))
-        print(
+        LOG.info(
             f"stylized {len(done)} of {len(outcomes)} inputs into {Path(args.output)} "
-            f"({mean:.0f} ms per image/frame, {stylizer.provider}, {total_s:.1f}s in all)",
-            file=sys.stderr,
+            f"({mean:.0f} ms per image/frame, {stylizer.provider}, {total_s:.1f}s in all)"
         )
     elif done and done[0].size is not None:
         o, (w, h) = done[0], done[0].size
         what = f"{o.frames} frames, {o.ms:.0f} ms/frame" if o.frames is not None else f"{o.ms:.0f} ms"
         tiles = f", {o.tiles} tiles" if o.tiles > 1 else ""
-        print(f"saved {o.output} ({w}x{h}, {what}{tiles}, {stylizer.provider})", file=sys.stderr)
+        LOG.info(f"saved {o.output} ({w}x{h}, {what}{tiles}, {stylizer.provider})")
 
 
 def report(outcomes: list[Outcome], plan: Plan, stylizer: Stylizer, args: argparse.Namespace, total_s: float) -> int:
@@ -92,9 +88,9 @@ def report(outcomes: list[Outcome], plan: Plan, stylizer: Stylizer, args: argpar
     failed = sum(o.error is not None for o in outcomes)
     if args.json:
         print(json.dumps(summary(outcomes, plan, stylizer, total_s)))
-    elif not args.quiet:
+    else:
         print_summary(outcomes, plan, stylizer, args, total_s)
     if failed:
-        print(f"nst stylize: {failed} of {len(outcomes)} inputs failed", file=sys.stderr)
+        LOG.error(f"{failed} of {len(outcomes)} inputs failed")
         return 1
     return 0

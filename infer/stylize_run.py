@@ -20,6 +20,7 @@ from infer.stylize_plan import STDIN, Job, Plan
 from nst_core.cli_options import show_progress
 from nst_core.errors import NSTError
 from nst_core.image_io import SAVE_FORMATS, array_to_pil, encode_image, save_image
+from nst_core.log import LOG
 
 
 @dataclass
@@ -39,10 +40,9 @@ class Outcome:
 def load_model(args: argparse.Namespace) -> Stylizer:
     """The Stylizer for ``--model``; a trained network is exported in memory first, and the user told so."""
     if is_network_source(args.model) and not args.quiet:
-        print(
+        LOG.info(
             f"nst stylize: exporting {args.model} to ONNX in memory; `nst export {args.model} -o MODEL.onnx` "
-            "saves it for reuse",
-            file=sys.stderr,
+            "saves it for reuse"
         )
     return Stylizer(args.model, provider=args.provider, threads=args.threads)
 
@@ -145,7 +145,7 @@ def run_plan(stylizer: Stylizer, plan: Plan, args: argparse.Namespace) -> list[O
                 if not plan.batch:
                     raise
                 outcomes.append(Outcome(job.source, error=str(e)))
-                tqdm.write(f"nst stylize: error: {e} (skipped)", file=sys.stderr)
+                LOG.error(f"{e} (skipped)")
     finally:
         bar.close()
         if created and not any(o.output for o in outcomes):  # a run that wrote nothing leaves no folder

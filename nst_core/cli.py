@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 from nst_core import __version__
 from nst_core.errors import NSTError
+from nst_core.log import LOG, configure
 
 ORDER = ("optimize", "train", "export", "stylize", "compare")
 EXAMPLES = """examples (`nst COMMAND --help` for each command's options and more examples):
@@ -70,17 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Load only the chosen subcommand (fast start, and a broken optional one can't block the rest).
     parser = build_parser(only=command if command in {ep.name for ep in entry_points(group="nst.commands")} else None)
     args = parser.parse_args(argv)
+    configure(f"nst {args.command}", getattr(args, "quiet", False), getattr(args, "verbose", 0))
     try:
         with _max_pixels(getattr(args, "max_pixels", None)):
             return int(args.func(args) or 0)
     except NSTError as e:
-        print(f"nst {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
+        LOG.error(" ".join(str(e).split()))  # always one line
         return 2
     except BrokenPipeError:  # `nst ... --json | head`: the reader left early; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
         return 141
     except KeyboardInterrupt:
-        print(f"nst {args.command}: interrupted", file=sys.stderr)
+        LOG.error("interrupted")
         return 130
 
 

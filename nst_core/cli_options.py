@@ -152,9 +152,10 @@ def add_vgg_option(p: argparse.ArgumentParser, default: Any = "caffe") -> None:
 
 
 def add_report_options(p: argparse.ArgumentParser, json_help: str) -> None:
-    """--json (results on stdout) and -q (nothing on stderr but errors)."""
+    """--json (results on stdout), -q (nothing on stderr but errors) and -v (debug messages too)."""
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or messages on stderr, only errors")
+    p.add_argument("--verbose", "-v", action="count", default=0, help="more messages on stderr (debug details)")
 
 
 def add_max_pixels_option(p: argparse.ArgumentParser) -> None:

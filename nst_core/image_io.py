@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import warnings
 from functools import cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path, check_output_dir, check_output_folder, clean_stale_temporaries  # noqa: F401
+from nst_core.log import LOG
 
 if TYPE_CHECKING:
     import torch
@@ -147,11 +147,7 @@ def check_pixels(name: str, size: tuple[int, int]) -> None:
         )
     if w * h > WARN_PIXELS and name not in _warned:
         _warned.add(name)
-        print(
-            f"nst: warning: {name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); decoding it takes "
-            f"~{w * h * 3 / 2**20:.0f} MB",
-            file=sys.stderr,
-        )
+        LOG.warning(f"{name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); decoding it takes ~{w * h * 3 / 2**20:.0f} MB")
 
 
 def scaled_size(width: int, height: int, longer_side: int | None) -> tuple[int, int]:

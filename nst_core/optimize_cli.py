@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 
 from nst_core.cli_options import (
     add_command,
@@ -23,6 +22,7 @@ from nst_core.cli_options import (
     positive_int,
     show_progress,
 )
+from nst_core.log import LOG
 from nst_core.optimize_config import OPTIMIZERS, OptimizeConfig
 
 _D = OptimizeConfig()
@@ -98,10 +98,9 @@ def run(args: argparse.Namespace) -> int:
         summary = {"output": str(out), "seconds": round(result.seconds, 3), "steps": result.steps}
         summary |= {"size": list(result.size), "loss": result.loss, "initial_loss": result.initial_loss}
         print(json.dumps(summary))
-    elif not args.quiet:
-        print(
+    else:
+        LOG.info(
             f"saved {out} ({result.size[0]}x{result.size[1]}, {result.steps} steps, {result.seconds:.1f}s, "
-            f"loss {result.initial_loss['total']:.4g} -> {result.loss['total']:.4g})",
-            file=sys.stderr,
+            f"loss {result.initial_loss['total']:.4g} -> {result.loss['total']:.4g})"
         )
     return 0

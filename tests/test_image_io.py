@@ -14,6 +14,7 @@ from PIL import Image
 import nst_core.image_io as image_io
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image, set_max_pixels
+from nst_core.log import configure
 from tests.conftest import skimage_photo
 
 
@@ -68,6 +69,7 @@ def test_large_images_warn_once_on_one_line(tmp_path: Path, monkeypatch, capsys)
     Image.new("RGB", (40, 30)).save(path)
     monkeypatch.setattr(image_io, "WARN_PIXELS", 1000)
     monkeypatch.setattr(image_io, "_warned", set())
+    configure("nst")  # as `nst` does for every command (an earlier test may have left it at -q)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         open_image(path)

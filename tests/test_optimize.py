@@ -253,3 +253,17 @@ def test_max_pixels_holds_for_one_command_only(tmp_path: Path, content_path: Pat
     argv = [str(content_path), "--style", str(style_path), "-o", str(tmp_path / "o.png"), "--max-pixels", "100"]
     assert main(["optimize", *argv]) == 2  # the content is over 100 pixels
     assert image_io._limits["max_pixels"] == before
+
+
+def test_stdout_carries_results_only_and_q_silences_stderr(
+    tmp_path: Path, content_path: Path, style_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["optimize", str(content_path), "--style", str(style_path), "--size", "32", "--steps", "2"]
+    assert main([*base, "-o", str(tmp_path / "a.png")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "saved" in captured.err  # a note on stderr, nothing on stdout
+    assert main([*base, "-o", str(tmp_path / "b.png"), "-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main([*base, "-o", str(tmp_path / "c.png"), "--json", "-v"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["steps"] == 2 and "saved" not in captured.err
