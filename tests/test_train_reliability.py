@@ -242,7 +242,7 @@ def _read_only(folder: Path, request: pytest.FixtureRequest) -> None:
 
 @pytest.mark.parametrize("where", ["a-file", "under-a-file", "proc", "read-only"])
 def test_unusable_output_fails_before_any_work(tmp_path, style_path, data, capsys, monkeypatch, request, where):
-    import train.trainer
+    import train.inputs
 
     (tmp_path / "file").write_text("x")
     (tmp_path / "ro").mkdir()
@@ -258,7 +258,7 @@ def test_unusable_output_fails_before_any_work(tmp_path, style_path, data, capsy
     def no_work(*args, **kwargs):
         raise AssertionError("the data was opened before the destination was checked")
 
-    monkeypatch.setattr(train.trainer, "load_image", no_work)
+    monkeypatch.setattr(train.inputs, "load_image", no_work)
     code, _out, err = run_cli(_train(style_path, data, out, "--max-steps", "1"), capsys)
     assert code == 2
     one_error_line(err, str(out))

@@ -1,4 +1,4 @@
-"""`python -m train ...` and `accelerate launch -m train ...` == `nst train ...`."""
+"""`python -m train ...`, `accelerate launch -m train ...` and `torchrun -m train ...` == `nst train ...`."""
 
 import sys
 

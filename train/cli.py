@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from nst_core.cli_options import (
     show_default,
     show_progress,
 )
+from nst_core.log import LOG
 from train.config import MIXED_PRECISION, TRACKERS, VARIANTS, Settings, TrainConfig, build_config, read_yaml
 
 _D = TrainConfig()
@@ -36,13 +36,15 @@ DESCRIPTION = (
     "Train an image transformation network for one style on a folder of photos or a "
     "`datasets` hub dataset.\nFlags override --config files, which override the run folder's saved config "
     "(on --resume), which overrides the defaults (configs/default.yaml).\n"
-    "Works under `accelerate launch -m train` too."
+    "Works under `accelerate launch -m train` and `torchrun -m train` too (multi-GPU, multi-node, multi-CPU);\n"
+    "precision and gradient accumulation not given here are accelerate's (`accelerate config`)."
 )
 EXAMPLES = (
     "nst train --style starry_night.jpg --data ../shared/data/photos -o runs/starry  # any image folder",
     "nst train -c configs/candy.yaml --data coco_2014_train_folder/ -o runs/candy --mixed-precision bf16",
     "nst train --style s.jpg --data detection-datasets/coco --streaming -o runs/s  # a datasets hub name",
     "accelerate launch -m train -c configs/udnie.yaml --data /data/coco -o runs/udnie  # multi-GPU",
+    "ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m train -c configs/udnie.yaml --data photos/ -o runs/u2",
     "nst train -o runs/candy --resume  # continue exactly",
     "nst train -c configs/candy.yaml --data photos/ -o runs/c2 --style-weight 0.5 --json  # stronger style",
 )
@@ -94,8 +96,8 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ("--lr", "Adam learning rate", {"type": positive_float}),
         ("--epochs", "passes over the data (when --max-steps is not given)", {"type": positive_float}),
         ("--max-steps", "optimizer steps (overrides --epochs)", {"type": positive_int}),
-        ("--grad-accum", "gradient accumulation steps", {"type": positive_int}),
-        ("--mixed-precision", "autocast dtype", {"choices": MIXED_PRECISION}),
+        ("--grad-accum", "gradient accumulation steps (default: accelerate's, else 1)", {"type": positive_int}),
+        ("--mixed-precision", "autocast dtype (default: accelerate's, else no)", {"choices": MIXED_PRECISION}),
         ("--seed", "random seed (weights init, data order, crops)", {"type": int}),
         ("--channels-last", "run VGG channels-last", _ONOFF),
         ("--net-channels-last", "run the transformer channels-last", _ONOFF),
@@ -107,8 +109,9 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ("--keep-checkpoints", "checkpoints kept", {"type": positive_int}),
         ("--sample-every", "steps between sample grids", {"type": positive_int}),
         ("--num-samples", "photos in the sample grid", {"type": positive_int}),
+        ("--sample-images", "folder of the sample-grid photos (default: the first of the data)", {"metavar": "DIR"}),
         ("--log-every", "steps between logged losses", {"type": positive_int}),
-        ("--report-to", "experiment tracker", {"choices": TRACKERS}),
+        ("--report-to", "experiment tracker (accelerate's; all: every one installed)", {"choices": TRACKERS}),
     ),
 }
 
@@ -124,14 +127,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vgg = next(a for a in p._actions if a.dest == "vgg_weights")
     vgg.help = f"{vgg.help} (default: {_D.vgg_weights})"
     add_loss_options(p, _D.loss, only_given=True)
-    add_report_options(p, "print a JSON summary on stdout at the end: run_dir, step, network, losses, skipped")
+    add_report_options(
+        p, "print only a JSON summary on stdout at the end: run_dir, step, network, losses, mixed_precision, skipped"
+    )
     p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults < saved run config (on --resume) < --config files < flags."""
     if hasattr(args, "deprecated_out"):
-        print("nst train: warning: --out is deprecated; use -o/--output", file=sys.stderr)
+        LOG.warning("--out is deprecated; use -o/--output")
         args.output = args.output or args.deprecated_out
     flags = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     files = [read_yaml(c) for c in args.config or []]
@@ -146,13 +151,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from train.trainer import run_training
 
+    if not LOG.handlers:  # until nst_core.cli.main configures the logger itself
+        from nst_core.log import configure
+
+        configure("nst train", quiet=args.quiet, verbose=getattr(args, "verbose", 0))
     cfg = config_from_args(args)
     result = run_training(cfg, resume=args.resume, progress=show_progress(args), messages=not args.quiet)
-    if not args.quiet:
-        print(f"trained {result.step} steps; network: {result.network}", file=sys.stderr)
+    if result.network is None:  # not the main process: it reports nothing
+        return 0
+    LOG.info(f"trained {result.step} steps; network: {result.network}")
     if args.json:
         summary = {"run_dir": str(result.run_dir), "step": result.step, "network": str(result.network)}
-        summary |= {"losses": result.history[-1][1] if result.history else {}}
+        summary |= {
+            "losses": result.history[-1][1] if result.history else {},
+            "mixed_precision": result.mixed_precision,
+        }
         summary |= {"data_files": result.data_files, "skipped": result.skipped, "skipped_files": result.skipped_files}
         print(json.dumps(summary))
     return 0

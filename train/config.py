@@ -23,11 +23,24 @@ from nst_core.image_io import atomic_path
 from nst_core.loss_weights import LossWeights, layer_names
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them.
-PATH_KEYS = ("style", "data", "output")
+PATH_KEYS = ("style", "data", "output", "sample_images")
 #: TransformerNet variants (nst_core.transformer.VARIANTS, which imports torch; a test keeps them equal).
 VARIANTS = ("standard", "small")
 MIXED_PRECISION = ("no", "bf16", "fp16")
-TRACKERS = ("tensorboard", "none")
+#: accelerate's trackers (accelerate.utils.LoggerType; a test keeps them equal) and their pip packages;
+#: `all`: every one installed, `none`: no tracker.
+TRACKER_PACKAGES = {
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "trackio": "trackio",
+    "comet_ml": "comet-ml",
+    "mlflow": "mlflow",
+    "clearml": "clearml",
+    "dvclive": "dvclive",
+    "swanlab": "swanlab",
+    "aim": "aim",
+}
+TRACKERS = (*TRACKER_PACKAGES, "all", "none")
 #: Old flat keys, still accepted in YAML files and in run folders saved before the `loss:` section
 #: (and `out`, the run folder's name before `-o/--output`): old key -> new key (``loss.<name>``: in `loss`).
 LEGACY_KEYS = {
@@ -42,7 +55,6 @@ LEGACY_KEYS = {
 POSITIVE_INTS = (
     "image_size",
     "batch_size",
-    "grad_accum",
     "checkpoint_every",
     "keep_checkpoints",
     "sample_every",
@@ -87,8 +99,8 @@ class TrainConfig:
     lr: float = 1e-3  # Adam, betas (0.9, 0.999), as in Johnson et al.
     epochs: float = 2.0  # used when max_steps is not set
     max_steps: int | None = None  # optimizer steps; overrides epochs
-    grad_accum: int = 1
-    mixed_precision: str = "no"  # no | bf16 | fp16
+    grad_accum: int | None = None  # None: accelerate's (accelerate config / launch), else 1
+    mixed_precision: str | None = None  # no | bf16 | fp16; None: accelerate's (config / launch / env), else no
     seed: int = 42
     # speed
     channels_last: bool = True  # VGG loss network in channels-last (big win with oneDNN / cuDNN)
@@ -99,9 +111,10 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps between checkpoints
     keep_checkpoints: int = 3  # keep the last K checkpoints
     sample_every: int = 500  # steps between sample grids
-    num_samples: int = 4  # photos in the sample grid (first readable images of the data)
+    num_samples: int = 4  # photos in the sample grid (first readable images of sample_images, else of the data)
+    sample_images: str | None = None  # folder of the sample-grid photos; None: the training data
     log_every: int = 10  # steps between TensorBoard scalars
-    report_to: str = "tensorboard"  # tensorboard | none
+    report_to: str = "tensorboard"  # any accelerate tracker (wandb, mlflow ...), all, or none
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -111,13 +124,19 @@ class TrainConfig:
             raise NSTError(f"loss must be a LossWeights, got {type(self.loss).__name__}")
         for name in POSITIVE_INTS:
             _check(name, getattr(self, name), getattr(self, name) > 0, "a positive integer")
-        for name in ("max_steps", "style_size"):
+        for name in ("max_steps", "style_size", "grad_accum"):
             value = getattr(self, name)
             _check(name, value, value is None or value > 0, "a positive integer or null")
         _check("num_workers", self.num_workers, self.num_workers >= 0, ">= 0")
         _check("lr", self.lr, self.lr > 0, "> 0")
         _check("epochs", self.epochs, self.epochs > 0, "> 0")
-        for name, choices in (("variant", VARIANTS), ("mixed_precision", MIXED_PRECISION), ("report_to", TRACKERS)):
+        _check(
+            "mixed_precision",
+            self.mixed_precision,
+            self.mixed_precision in (*MIXED_PRECISION, None),
+            "no, bf16, fp16 or null",
+        )
+        for name, choices in (("variant", VARIANTS), ("report_to", TRACKERS)):
             _check(name, getattr(self, name), getattr(self, name) in choices, "one of " + ", ".join(choices))
         scale = self.crop_scale
         _check("crop_scale", list(scale), 0 < scale[0] <= scale[1] <= 1, "MIN,MAX with 0 < MIN <= MAX <= 1")

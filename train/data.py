@@ -10,6 +10,7 @@ reported by name, so a corrupt file is skipped and counted, never a crash.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from nst_core.errors import NSTError
 from nst_core.image_io import MIN_SIDE, center_crop, check_pixels, open_image, pil_to_tensor, scan_images
+from nst_core.log import LOG
 from train.config import TrainConfig
 
 _HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
@@ -73,6 +75,8 @@ def open_source(data: str, split: str = "train", streaming: bool = False) -> Ima
         return _open_folder(data, path, streaming)
     if not _HUB_NAME.match(data):
         raise NSTError(f"{data}: no such folder")
+    if LOG.isEnabledFor(logging.INFO):  # a hub download shows its progress on stderr (not under -q)
+        datasets.enable_progress_bars()
     try:
         ds = datasets.load_dataset(data, split=split, streaming=streaming)
     except Exception as e:
@@ -212,11 +216,16 @@ class CroppedImages(Dataset):
         raise NSTError("no readable image in the dataset (every file failed to decode)")
 
 
-class StreamedImages(IterableDataset):
-    """Streaming hub data: a seeded shuffle per epoch; this process takes every ``world``-th sample.
+#: A stream position is ``epoch * STREAM_EPOCH + index`` in this process's split of that epoch's shuffled stream.
+STREAM_EPOCH = 1 << 40
 
-    Positions count samples of the stream (epoch-major), so resumption skips exactly what was used.
-    Runs in the main process (num_workers=0): `datasets` shards streams across workers itself.
+
+class StreamedImages(IterableDataset):
+    """Streaming data: a seeded shuffle per epoch, split between processes by `datasets`' split_dataset_by_node
+    (whole shards per process when they divide evenly, else every ``world``-th example).
+
+    Positions count this process's examples (`STREAM_EPOCH`), so resumption skips exactly what it used.
+    Runs in the main process (num_workers=0): positions must follow the stream's order.
     """
 
     def __init__(
@@ -233,34 +242,32 @@ class StreamedImages(IterableDataset):
         self.source, self.size, self.scale, self.seed = source, size, tuple(scale), seed
         self.start, self.rank, self.world, self.buffer = start, rank, world, shuffle_buffer
 
+    def _epoch(self, epoch: int, offset: int) -> Any:
+        from datasets.distributed import split_dataset_by_node
+
+        stream = self.source.dataset.shuffle(seed=self.seed + epoch, buffer_size=self.buffer)
+        stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world)
+        return stream.skip(offset) if offset else stream
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, int, list[str]]]:
-        n = self.source.length
-        epoch, offset = (self.start // n, self.start % n) if n else (0, self.start)
-        position = self.start
+        epoch, index = divmod(self.start, STREAM_EPOCH)
         skipped: list[str] = []
         while True:
-            stream = self.source.dataset.shuffle(seed=self.seed + epoch, buffer_size=self.buffer)
-            if offset:
-                stream = stream.skip(offset)
-            yielded = False
-            for row in stream:
-                yielded = True
-                mine = position % self.world == self.rank
-                position += 1
-                if not mine:
-                    continue
+            seen = index
+            for row in self._epoch(epoch, index):
+                position, seen = epoch * STREAM_EPOCH + seen, seen + 1
                 value = row[self.source.column]
                 try:
                     img = decode(value, self.size)
                 except NSTError:
                     skipped.append(_describe(value))
                     continue
-                rng = np.random.default_rng([self.seed, position - 1])
-                yield random_crop(img, self.size, self.scale, rng), position - 1, skipped
+                rng = np.random.default_rng([self.seed, self.rank, position])
+                yield random_crop(img, self.size, self.scale, rng), position, skipped
                 skipped = []
-            if not yielded:
+            if seen == 0:
                 raise NSTError(f"{self.source.name}: the stream yielded no images")
-            epoch, offset = epoch + 1, 0
+            epoch, index = epoch + 1, 0
 
 
 def collate(items: list[tuple[torch.Tensor, int, list[str]]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:

@@ -1,18 +1,15 @@
-"""What a run has done so far (step, data position, skipped files, losses), and the RNG states.
+"""What a run has done so far (step, data position, skipped files, losses).
 
-Saved with every checkpoint in a form ``torch.load(..., weights_only=True)`` accepts (ints, strings,
-lists, dicts, tensors): resuming never unpickles arbitrary objects.
+Registered with ``Accelerator.register_for_checkpointing``: saved with every checkpoint as plain ints,
+strings and lists, which ``torch.load(..., weights_only=True)`` accepts (train.checkpoint checks that
+before accelerate unpickles it). The RNG states are accelerate's (one file per process).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
-import torch
 
 
 @dataclass
@@ -23,6 +20,7 @@ class TrainingState:
     position: int = 0  # global data position: samples consumed, all processes (epoch = position // dataset size)
     skipped: int = 0  # decode failures (events, all processes, whole run)
     skipped_files: list[str] = field(default_factory=list)  # their file names, first seen first
+    stream_positions: list[int] = field(default_factory=list)  # streaming: each process's own stream position
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, loss terms) at log steps
 
     def note_skipped(self, names: list[str]) -> list[str]:
@@ -32,44 +30,18 @@ class TrainingState:
         self.skipped_files += new
         return new
 
-    def to_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "position": self.position,
             "skipped": self.skipped,
-            "skipped_files": self.skipped_files,
+            "skipped_files": list(self.skipped_files),
+            "stream_positions": list(self.stream_positions),
         }
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainingState:
-        return cls(
-            step=int(d["step"]),
-            position=int(d["position"]),
-            skipped=int(d.get("skipped", 0)),
-            skipped_files=list(d.get("skipped_files", [])),
-        )
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) generator states of this process, as plain lists/ints/tensors."""
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [version, list(mt), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of `rng_state`."""
-    version, mt, gauss = state["python"]
-    random.setstate((int(version), tuple(int(v) for v in mt), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        self.step = int(d["step"])
+        self.position = int(d["position"])
+        self.skipped = int(d.get("skipped", 0))
+        self.skipped_files = [str(n) for n in d.get("skipped_files", [])]
+        self.stream_positions = [int(p) for p in d.get("stream_positions", [])]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,14 +22,17 @@ from tqdm.auto import tqdm
 
 from nst_core.checkpoint_io import unwrap
 from nst_core.errors import NSTError
-from nst_core.files import check_output_dir, clean_stale_temporaries
-from nst_core.image_io import display_name, load_image, save_image
+from nst_core.files import clean_stale_temporaries
+from nst_core.image_io import save_image
+from nst_core.log import LOG
 from nst_core.losses import PerceptualLoss
 from nst_core.transformer import TransformerNet
-from train.checkpoint import Checkpointer, step_dir_name
-from train.config import TrainConfig, min_side, save_yaml
-from train.data import ImageSource, make_loader, open_source, sample_photos
-from train.state import TrainingState, rng_state
+from train.checkpoint import step_dir_name
+from train.config import TrainConfig, save_yaml
+from train.data import make_loader
+from train.inputs import RunInputs, check_inputs
+from train.state import TrainingState
+from train.tracking import TRACKER_PROJECT, log_grid, log_with, tracker_config
 
 TERMS = ("content", "style", "tv", "total")
 OnStep = Callable[[int, dict[str, torch.Tensor]], None]
@@ -47,6 +49,7 @@ class TrainResult:
     skipped_files: list[str] = field(default_factory=list)
     network: Path | None = None
     data_files: int | None = None  # image files in the data (None: a stream of unknown length)
+    mixed_precision: str = "no"  # the precision actually used (the config's, else accelerate's)
 
 
 def build_loss(cfg: TrainConfig, style: torch.Tensor, device: torch.device) -> PerceptualLoss:
@@ -92,88 +95,40 @@ def total_steps(cfg: TrainConfig, length: int | None, world: int) -> int:
         return cfg.max_steps
     if not length:
         raise NSTError("the dataset length is unknown (streaming); give --max-steps instead of --epochs")
-    return max(1, math.ceil(cfg.epochs * length / (cfg.batch_size * world * cfg.grad_accum)))
+    return max(1, math.ceil(cfg.epochs * length / (cfg.batch_size * world * (cfg.grad_accum or 1))))
 
 
-def _tracker_config(cfg: TrainConfig) -> dict[str, Any]:
-    """TensorBoard hparams accept only scalars and strings; the loss section as loss.content, loss.style ..."""
-    flat = cfg.to_dict()
-    flat |= {f"loss.{k}": v for k, v in flat.pop("loss").items()}
-    return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in flat.items()}
+def make_accelerator(cfg: TrainConfig, run_dir: Path) -> tuple[Any, TrainConfig]:
+    """The Accelerator, and ``cfg`` with the precision and accumulation it actually uses.
 
-
-def _make_accelerator(cfg: TrainConfig, run_dir: Path) -> Any:
+    Only values the config sets are passed: the others come from `accelerate launch` / `accelerate config`
+    (through ACCELERATE_MIXED_PRECISION, ACCELERATE_GRADIENT_ACCUMULATION_STEPS), else no / 1.
+    """
     from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
 
+    given = {"mixed_precision": cfg.mixed_precision, "gradient_accumulation_steps": cfg.grad_accum}
+    logs = ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard"))
     try:
-        return Accelerator(
-            mixed_precision=cfg.mixed_precision,
-            gradient_accumulation_steps=cfg.grad_accum,
-            log_with="tensorboard" if cfg.report_to == "tensorboard" else None,
-            project_dir=str(run_dir),
+        accelerator = Accelerator(
+            **{k: v for k, v in given.items() if v is not None}, log_with=log_with(cfg), project_config=logs
         )
     except (ValueError, RuntimeError) as e:
         raise NSTError(f"cannot set up training ({str(e).splitlines()[0]})") from None
+    used = {"mixed_precision": str(accelerator.mixed_precision), "grad_accum": accelerator.gradient_accumulation_steps}
+    return accelerator, cfg.updated(used, "accelerate")
 
 
 @torch.no_grad()
-def save_samples(net: nn.Module, photos: torch.Tensor, path: Path, autocast: Any) -> None:
-    """A two-row grid (photos, stylized) written atomically."""
+def save_samples(net: nn.Module, photos: torch.Tensor, path: Path, autocast: Any) -> torch.Tensor:
+    """A two-row grid (photos, stylized) written atomically; returned for the trackers."""
     from torchvision.utils import make_grid
 
     with autocast():
         styled = net(photos).float().clamp(0, 1)
     grid = make_grid(torch.cat([photos.float().cpu(), styled.cpu()]), nrow=len(photos), padding=2, pad_value=1.0)
     save_image(grid, path)
-
-
-@dataclass
-class RunInputs:
-    """The user's inputs, checked before the run folder is created (a typo never leaves an empty run)."""
-
-    style: torch.Tensor
-    source: ImageSource
-    checkpointer: Checkpointer
-    resume_from: Path | None
-    photos: torch.Tensor  # the sample-grid photos: the data is known to decode
-    unreadable: list[str]  # files that failed to decode while looking for them
-
-
-def _load_style(cfg: TrainConfig) -> torch.Tensor:
-    """The style image at its training size; a very elongated one may still be too thin for the loss layers."""
-    size = cfg.style_size or cfg.image_size
-    style = load_image(cfg.style, size=size)
-    h, w = style.shape[-2:]
-    if min(h, w) < min_side(cfg.loss):
-        raise NSTError(
-            f"{cfg.style}: {w}x{h} pixels at style size {size}; the loss layers need at least "
-            f"{min_side(cfg.loss)} on each side (raise --style-size)"
-        )
-    return style
-
-
-def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
-    """Style image, data, run folder and resume point; NSTError naming the first problem."""
-    for value, missing in (
-        (cfg.style, "no style image: give --style FILE (or a config that sets style)"),
-        (cfg.data, "no training data: give --data FOLDER_OR_DATASET"),
-        (cfg.output, "no run folder: give -o/--output RUN_DIR"),
-    ):
-        if not value:
-            raise NSTError(missing)
-    check_output_dir(cfg.output)
-    checkpointer = Checkpointer(
-        cfg.output, cfg.keep_checkpoints, {"style": display_name(cfg.style), "config": cfg.to_dict()}
-    )
-    style = _load_style(cfg)
-    resume_from = checkpointer.resolve(resume) if resume else None
-    if resume_from is None and checkpointer.latest() is not None:
-        raise NSTError(
-            f"{cfg.output} already holds checkpoints of a run: add --resume to continue it, or choose a new --output"
-        )
-    source = open_source(cfg.data, cfg.data_split, cfg.streaming)
-    photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
-    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable)
+    return grid
 
 
 class Throughput:
@@ -197,14 +152,18 @@ class Trainer:
     the loop calls `train_step`, `log`, `save_samples` and `save_checkpoint` as their turn comes."""
 
     def __init__(self, cfg: TrainConfig, inputs: RunInputs, progress: bool = True, messages: bool = True) -> None:
-        self.cfg, self.inputs, self.progress, self.messages = cfg, inputs, progress, messages
+        self.inputs, self.progress, self.messages = inputs, progress, messages
         self.run_dir, self.checkpointer = inputs.checkpointer.run_dir, inputs.checkpointer
-        self.accelerator = _make_accelerator(cfg, self.run_dir)
+        self.accelerator, self.cfg = make_accelerator(cfg, self.run_dir)
+        cfg = self.cfg  # with the precision and accumulation accelerate settled on
+        self.checkpointer.metadata["config"] = cfg.to_dict()
         self.device, self.main = self.accelerator.device, self.accelerator.is_main_process
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
-        from accelerate.utils import set_seed
+        from accelerate.utils import broadcast_object_list, set_seed
 
         set_seed(cfg.seed)
+        if self.world > 1:  # every process writes into the main process's temporary checkpoint folder
+            self.checkpointer.writer_pid = broadcast_object_list([self.checkpointer.writer_pid])[0]
         self.memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.net_memory = torch.channels_last if cfg.net_channels_last else torch.contiguous_format
         net = TransformerNet.from_variant(cfg.variant).to(self.device, memory_format=self.net_memory)
@@ -214,27 +173,28 @@ class Trainer:
         self.forward = torch.compile(self.net) if cfg.compile else self.net
         self.max_steps = total_steps(cfg, inputs.source.length, self.world)
         self.state, self.last_saved, self.throughput = TrainingState(), -1, Throughput()
+        self.checkpointer.attach(self.accelerator, self.state)
         self.photos = inputs.photos.to(self.device).contiguous(memory_format=self.net_memory)
 
-    def say(self, text: str) -> None:
-        """A message on stderr (main process, not under -q); stdout is kept for --json."""
+    def note(self, text: str) -> None:
+        """A note on stderr (main process, not under -q); stdout is kept for --json."""
         if self.main and self.messages:
-            tqdm.write(text, file=sys.stderr)
+            LOG.info(text)
+
+    def warn(self, text: str) -> None:
+        if self.main and self.messages:
+            LOG.warning(text)
 
     def note_skipped(self, names: list[str]) -> None:
         for name in self.state.note_skipped(names):
-            self.say(f"warning: skipping unreadable image {name}")
+            self.warn(f"skipping unreadable image {name}")
 
     def start(self) -> None:
         """Restore a checkpoint if resuming, create the run folder (stale temporaries removed), write config.yaml,
         open the tracker: the first writes of a run, once everything that can be checked was checked."""
         if self.inputs.resume_from is not None:
-            self.state = self.checkpointer.load(self.inputs.resume_from, self.net, self.optimizer, self.rank)
-            for group in self.optimizer.param_groups:  # the config's (--lr on --resume), not the one saved
-                group["lr"] = self.cfg.lr
-            self.last_saved = self.state.step
-            self.say(f"resuming from {self.inputs.resume_from} (step {self.state.step})")
-        self.say(self.inputs.source.summary())
+            self.resume(self.inputs.resume_from)
+        self.note(self.inputs.source.summary())
         self.note_skipped([n for n in self.inputs.unreadable if n not in self.state.skipped_files])
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -243,15 +203,30 @@ class Trainer:
             self.checkpointer.clean_temporaries()
             save_yaml(self.cfg, self.run_dir / "config.yaml")
             (self.run_dir / "samples").mkdir(exist_ok=True)
-        if self.cfg.report_to == "tensorboard":
-            self.accelerator.init_trackers("tensorboard", config=_tracker_config(self.cfg))
+        if self.cfg.report_to != "none":
+            self.accelerator.init_trackers(TRACKER_PROJECT, config=tracker_config(self.cfg))
+        self.accelerator.wait_for_everyone()  # the run folder exists for every process
+
+    def resume(self, ckpt: Path) -> None:
+        """Weights, optimizer, scaler, RNG and training state from ``ckpt``; the config's learning rate."""
+        self.checkpointer.load(ckpt, self.accelerator)
+        streams = self.state.stream_positions
+        if streams and len(streams) != self.world:
+            raise NSTError(
+                f"{ckpt}: a streaming run saved by {len(streams)} process(es) resumes with as many, not {self.world}"
+            )
+        for group in self.optimizer.param_groups:  # the config's (--lr on --resume), not the one saved
+            group["lr"] = self.cfg.lr
+        self.last_saved = self.state.step
+        self.note(f"resuming from {ckpt} (step {self.state.step})")
 
     def fit(self, on_step: OnStep | None = None) -> None:
         """Optimizer steps until ``max_steps``; ``on_step(step, terms)`` after each one."""
         if self.state.step >= self.max_steps:
             return
         cuda = self.device.type == "cuda"
-        loader = make_loader(self.cfg, self.inputs.source, self.state.position, self.rank, self.world, cuda)
+        start = self.state.stream_positions[self.rank] if self.state.stream_positions else self.state.position
+        loader = make_loader(self.cfg, self.inputs.source, start, self.rank, self.world, cuda)
         show = self.main and self.progress
         bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not show, unit="step", dynamic_ncols=True)
         with bar:
@@ -279,7 +254,6 @@ class Trainer:
         self, images: torch.Tensor, positions: torch.Tensor, bad: list[str]
     ) -> dict[str, torch.Tensor] | None:
         """Forward, backward and (once ``grad_accum`` batches are in) an optimizer step; None while accumulating."""
-        self.note_skipped(bad)
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
         with self.accelerator.accumulate(self.net):
             with self.accelerator.autocast():
@@ -290,17 +264,28 @@ class Trainer:
             self.accelerator.backward(terms["total"])
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        if self.world > 1:
-            positions = self.accelerator.gather(positions.to(self.device))
-        self.state.position = int(positions.max()) + 1
+        self.advance(positions, bad)
         self.throughput.add(len(images) * self.world)
         if not self.accelerator.sync_gradients:
             return None
         self.state.step += 1
         return terms
 
+    def advance(self, positions: torch.Tensor, bad: list[str]) -> None:
+        """The data position after this batch, and the unreadable files met, agreed by every process."""
+        if self.world > 1:
+            from accelerate.utils import gather_object
+
+            bad = [name for names in gather_object([bad]) for name in names]
+            positions = self.accelerator.gather(positions.to(self.device)).cpu().view(self.world, -1)
+        self.note_skipped(bad)
+        if self.inputs.source.streaming:  # each process reads its own split of the stream
+            self.state.stream_positions = [int(p) + 1 for p in positions.view(self.world, -1).max(dim=1).values]
+        else:
+            self.state.position = int(positions.max()) + 1
+
     def log(self, terms: dict[str, torch.Tensor]) -> dict[str, str]:
-        """Record the loss terms (history, TensorBoard); NSTError when the loss diverged. Returns the bar's text."""
+        """Record the loss terms (history, trackers). Returns the progress bar's text."""
         step = self.state.step
         values = {k: float(terms[k].detach().float()) for k in TERMS}
         rate = self.throughput.rate()
@@ -317,20 +302,17 @@ class Trainer:
         return f"{what} at step {step}: {cause}"
 
     def save_samples(self) -> None:
+        """The sample grid on disk and in the trackers (main process)."""
         path = self.run_dir / "samples" / f"{step_dir_name(self.state.step)}.png"
-        save_samples(self.forward, self.photos, path, self.accelerator.autocast)
+        grid = save_samples(self.forward, self.photos, path, self.accelerator.autocast)
+        log_grid(self.accelerator, grid, self.state.step)
 
     def save_checkpoint(self) -> None:
-        """Every process hands in its RNG state; the main process writes the checkpoint."""
-        from accelerate.utils import gather_object
-
-        for name, p in unwrap(self.net).named_parameters():  # a checkpoint is never the one that blew up
+        """Every process takes part (accelerate saves each one's RNG); never a checkpoint of a blown-up network."""
+        for name, p in unwrap(self.net).named_parameters():
             if not torch.isfinite(p.detach()).all():
                 raise NSTError(self.diverged(f"weights became non-finite ({name})", self.state.step))
-        rngs = gather_object([rng_state()]) if self.world > 1 else [rng_state()]
-        if self.main:
-            self.checkpointer.save(self.net, self.optimizer, self.state, rngs)
-        self.accelerator.wait_for_everyone()
+        self.checkpointer.save(self.accelerator, self.state.step)
         self.last_saved = self.state.step
 
     def finish(self) -> TrainResult:
@@ -343,9 +325,18 @@ class Trainer:
             names = ", ".join(s.skipped_files[:5]) + (" ..." if len(s.skipped_files) > 5 else "")
             n, total = len(s.skipped_files), self.inputs.source.length
             used = f"; trained on the other {total - n} of {total} image files" if total else ""
-            self.say(f"skipped {s.skipped} unreadable image(s) ({n} file(s)): {names}{used}")
-        files = self.inputs.source.length
-        return TrainResult(self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network, files)
+            self.warn(f"skipped {s.skipped} unreadable image(s) ({n} file(s)): {names}{used}")
+        files, precision = self.inputs.source.length, str(self.cfg.mixed_precision)
+        return TrainResult(self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network, files, precision)
+
+
+def _forget_accelerator_state() -> None:
+    """accelerate keeps one precision per process: reset it (not the process group) so that the next run in
+    this process takes its own settings (accelerate's tests do the same; a private method)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
 
 
 def run_training(
@@ -359,7 +350,8 @@ def run_training(
 
     ``resume``: None, ``"latest"`` or a checkpoint folder. ``on_step(step, terms)`` is called after
     each optimizer step (hooks for custom logging; the tests use it to interrupt a run). ``progress``:
-    the progress bar, ``messages``: notes and warnings; both on stderr (stdout is left to --json).
+    the progress bar on stderr, ``messages``: notes and warnings through the ``nst`` logger (nst_core.log, which
+    the `nst` command sends to stderr; stdout is left to --json).
     """
     inputs = check_inputs(cfg, resume)  # before anything is written
     run_dir = inputs.checkpointer.run_dir.absolute()
@@ -373,5 +365,6 @@ def run_training(
         return trainer.finish()
     finally:
         trainer.accelerator.end_training()  # also on an interrupt: trackers flushed and closed
-        if created is not None and not started:  # the folders this call created hold nothing of use
+        _forget_accelerator_state()
+        if created is not None and not started and trainer.main:  # the folders this call made hold nothing of use
             shutil.rmtree(created, ignore_errors=True)

@@ -1,0 +1,75 @@
+"""The user's inputs (style image, data, run folder, tracker, resume point), checked before the run folder is
+created: a typo never leaves an empty run behind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nst_core.errors import NSTError
+from nst_core.files import check_output_dir
+from nst_core.image_io import display_name, load_image
+from train.checkpoint import Checkpointer
+from train.config import TrainConfig, min_side
+from train.data import ImageSource, open_source, sample_photos
+from train.tracking import check_tracker
+
+
+@dataclass
+class RunInputs:
+    """The user's inputs, checked before the run folder is created (a typo never leaves an empty run)."""
+
+    style: torch.Tensor
+    source: ImageSource
+    checkpointer: Checkpointer
+    resume_from: Path | None
+    photos: torch.Tensor  # the sample-grid photos: the data is known to decode
+    unreadable: list[str]  # files that failed to decode while looking for them
+
+
+def _load_style(cfg: TrainConfig) -> torch.Tensor:
+    """The style image at its training size; a very elongated one may still be too thin for the loss layers."""
+    size = cfg.style_size or cfg.image_size
+    style = load_image(cfg.style, size=size)
+    h, w = style.shape[-2:]
+    if min(h, w) < min_side(cfg.loss):
+        raise NSTError(
+            f"{cfg.style}: {w}x{h} pixels at style size {size}; the loss layers need at least "
+            f"{min_side(cfg.loss)} on each side (raise --style-size)"
+        )
+    return style
+
+
+def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
+    """Style image, data, run folder and resume point; NSTError naming the first problem."""
+    for value, missing in (
+        (cfg.style, "no style image: give --style FILE (or a config that sets style)"),
+        (cfg.data, "no training data: give --data FOLDER_OR_DATASET"),
+        (cfg.output, "no run folder: give -o/--output RUN_DIR"),
+    ):
+        if not value:
+            raise NSTError(missing)
+    check_output_dir(cfg.output)
+    check_tracker(cfg.report_to)
+    checkpointer = Checkpointer(
+        cfg.output, cfg.keep_checkpoints, {"style": display_name(cfg.style), "config": cfg.to_dict()}
+    )
+    style = _load_style(cfg)
+    resume_from = checkpointer.resolve(resume) if resume else None
+    if resume_from is None and checkpointer.latest() is not None:
+        raise NSTError(
+            f"{cfg.output} already holds checkpoints of a run: add --resume to continue it, or choose a new --output"
+        )
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    # A hub dataset is downloaded and prepared by the main process first, then read by the others; the process
+    # group is the one the Accelerator will use (it reads ACCELERATE_USE_CPU; PartialState alone does not).
+    with PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).main_process_first():
+        source = open_source(cfg.data, cfg.data_split, cfg.streaming)
+    photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
+    if cfg.sample_images:  # the data is still proved readable above
+        photos = sample_photos(open_source(cfg.sample_images), cfg.num_samples, cfg.image_size)[0]
+    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable)
