@@ -84,10 +84,14 @@ def test_without_accelerate_settings_precision_is_no(tmp_path, style_path, data,
 # ------------------------------------------------------------------ checkpoints: accelerate's save_state / load_state
 
 
-@pytest.mark.parametrize(("precision", "streaming"), [("no", False), ("bf16", False), ("no", True)])
-def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, style_path, data, precision, streaming):
+@pytest.mark.parametrize(
+    ("precision", "streaming", "accumulate"),
+    [("no", False, 1), ("bf16", False, 1), ("no", True, 1), ("no", False, 2)],
+    ids=["fp32", "bf16", "fp32-streaming", "fp32-grad-accum"],
+)
+def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, style_path, data, precision, streaming, accumulate):
     """fp32 and bf16 autocast on the CPU; fp16 needs a GPU (GradScaler), whose scaler.pt accelerate also saves."""
-    common = dict(image_size=32, max_steps=6, mixed_precision=precision, streaming=streaming)
+    common = dict(image_size=32, max_steps=6, mixed_precision=precision, streaming=streaming, grad_accum=accumulate)
     straight = tiny_train_config(tmp_path / "a", data, style_path, **common)
     run_training(straight, progress=False, messages=False)
     cut = tiny_train_config(tmp_path / "b", data, style_path, checkpoint_every=3, **common)
@@ -103,6 +107,16 @@ def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, style_path, data,
     a, b = (load_file(str(tmp_path / name / "network.safetensors")) for name in ("a", "b"))
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst <= RESUME_ATOL, worst
+
+
+def test_a_stream_resumes_only_with_as_many_processes(tmp_path, style_path, data):
+    cfg = tiny_train_config(tmp_path / "run", data, style_path, image_size=32, max_steps=1, streaming=True)
+    run_training(cfg, progress=False, messages=False)
+    ckpt = tmp_path / "run" / "checkpoints" / "step-000000001"
+    torch.save({**_state(ckpt), "stream_positions": [2, 2]}, ckpt / TRAINING_STATE)  # as two processes save it
+    more = build_config(cfg.to_dict(), {"max_steps": 2})
+    with pytest.raises(NSTError, match="saved by 2 process\\(es\\) resumes with as many, not 1"):
+        run_training(more, resume="latest", progress=False, messages=False)
 
 
 def test_checkpoint_folder_is_accelerates_state_with_the_network_for_export(tmp_path, style_path, data):
@@ -213,10 +227,12 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, style_path, da
     run = tmp_path / "run"
     args = [*_train(style_path, data, run)[1:], "--checkpoint-every", "2", "--keep-checkpoints", "5"]
     args += ["--report-to", "none", "--num-samples", "1", "--sample-every", "2", "--json"]
-    first = _torchrun(*args, "--max-steps", "4")
+    first = _torchrun(*args, "--max-steps", "4", "-v")
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads(first.stdout)  # one object: only the main process reports
     assert summary["step"] == 4
+    for step in (2, 4):  # renamed into place by one process (both wrote their RNG state into its folder)
+        assert first.stderr.count(f"checkpoint written: {run}/checkpoints/step-00000000{step}\n") == 1
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["step-000000002", "step-000000004"]  # no temporaries of either process left
     for name in ckpts:

@@ -28,6 +28,7 @@ from torch import nn
 from nst_core.checkpoint_io import CHECKPOINTS_DIR, NETWORK_FILE, checkpoint_dirs, save_network, unwrap
 from nst_core.errors import NSTError, first_line
 from nst_core.files import pid_alive
+from nst_core.log import LOG
 
 #: The registered TrainingState (accelerate's name for the first registered object).
 TRAINING_STATE = "custom_checkpoint_0.pkl"
@@ -156,6 +157,7 @@ class Checkpointer:
             _remove(final, f".old-{final.name}-{os.getpid()}")
         os.replace(tmp, final)
         _fsync(self.root)
+        LOG.debug(f"checkpoint written: {final}")
         for stale in checkpoint_dirs(self.run_dir)[: -self.keep]:
             _remove(stale, f".old-{stale.name}-{os.getpid()}")
 

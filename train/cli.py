@@ -151,10 +151,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from train.trainer import run_training
 
-    if not LOG.handlers:  # until nst_core.cli.main configures the logger itself
-        from nst_core.log import configure
-
-        configure("nst train", quiet=args.quiet, verbose=getattr(args, "verbose", 0))
     cfg = config_from_args(args)
     result = run_training(cfg, resume=args.resume, progress=show_progress(args), messages=not args.quiet)
     if result.network is None:  # not the main process: it reports nothing
