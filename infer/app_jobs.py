@@ -1,0 +1,216 @@
+"""What the app's buttons do: stylize, compare and optimize, with every failure a message in the page.
+
+The handlers receive Gradio's raw payloads (events are wired with ``preprocess=False``), so an upload is
+opened here by `nst_core.image_io.open_image`, with its one-line errors and the ``--max-pixels`` limit,
+instead of by Gradio (whose errors would reach the page as a bare "Error"). Each handler raises
+``gr.Error`` with that line; the server and the other sessions carry on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from infer.app_models import ModelCatalogue
+from nst_core.errors import NSTError
+from nst_core.image_io import open_image
+
+#: Longest output side the app accepts: a bound on one job's memory and time on a shared machine.
+MAX_SIDE = 2048
+#: Longer side of live webcam frames: small enough to keep up on a CPU.
+LIVE_SIDE = 384
+#: Most optimizer steps one job may ask for (the page's sliders stop lower; API callers are held to it too).
+MAX_STEPS = 2000
+#: Progress bars of compare() (tqdm) shown in the page.
+PROGRESS = gr.Progress(track_tqdm=True)
+#: Seconds between two intermediate images of an optimization shown in the page.
+PREVIEW_EVERY = 0.5
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Any failure of a job as one ``gr.Error`` line in the page (NSTError text as is, others with their type)."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except NSTError as e:
+        raise gr.Error(str(e), print_exception=False) from None
+    except Exception as e:  # a bug or an odd file must not take the page down: say what happened
+        raise gr.Error(f"{type(e).__name__}: {str(e)[:300]}", print_exception=False) from None
+
+
+def upload_path(payload: Any, what: str) -> str:
+    """The server-side file of an uploaded image payload (a FileData dict, which Gradio has checked is an
+    upload); anything else is refused, so an API caller cannot have the server read a file of its choosing."""
+    if not payload:
+        raise gr.Error(f"no {what}: upload an image first", print_exception=False)
+    if not isinstance(payload, dict) or not payload.get("path"):
+        raise gr.Error(f"{what}: expected an uploaded file (gradio_client: handle_file(PATH))", print_exception=False)
+    return str(payload["path"])
+
+
+def open_upload(payload: Any, what: str) -> Image.Image:
+    """An uploaded image, decoded by the toolkit (format check, pixel limit); named after the user's file."""
+    path = upload_path(payload, what)
+    name = payload.get("orig_name")
+    try:
+        return open_image(path)
+    except NSTError as e:
+        raise gr.Error(f"{what}: {str(e).replace(path, name or 'the upload')}", print_exception=False) from None
+
+
+def check_side(size: float | None) -> int | None:
+    """The output's longer side from the page (0 or empty: the input's), within ``MAX_SIDE``."""
+    if size is None or int(size) == 0:
+        return None
+    if not 16 <= int(size) <= MAX_SIDE:
+        raise gr.Error(f"output size must be 0 (the input's) or 16..{MAX_SIDE} px, got {size}", print_exception=False)
+    return int(size)
+
+
+def check_steps(steps: float | None) -> int:
+    """An optimizer step count from the page or an API caller, within 1..``MAX_STEPS``."""
+    if steps is None or not 1 <= int(steps) <= MAX_STEPS:
+        raise gr.Error(f"steps must be 1..{MAX_STEPS}, got {steps}", print_exception=False)
+    return int(steps)
+
+
+class Jobs:
+    """The three actions over one model catalogue; methods are the event handlers (and the API endpoints)."""
+
+    def __init__(self, catalogue: ModelCatalogue) -> None:
+        self.catalogue = catalogue
+
+    def style_preview(self, model: str | None) -> str | None:
+        """The chosen model's style image (a thumbnail beside the list), None when it is not known."""
+        with contextlib.suppress(NSTError):
+            style = self.catalogue.entry(model).style
+            return str(style) if style else None
+        return None
+
+    def stylize(
+        self, image: Any, model: str, strength: float, keep_colors: bool, size: float | None
+    ) -> tuple[Image.Image, str]:
+        """One image through the chosen model; the result and its time in ms (model load not counted)."""
+        with user_errors():
+            content = open_upload(image, "image")
+            side = check_side(size)
+            if side is None and max(content.size) > MAX_SIDE:
+                side = MAX_SIDE
+                gr.Warning(f"the image is larger than {MAX_SIDE} px; stylized at {MAX_SIDE} px (longer side)")
+            stylizer = self.catalogue.stylizer(model)
+            t0 = time.perf_counter()
+            out = stylizer.stylize(content, size=side, preserve_color=bool(keep_colors), strength=float(strength))
+            ms = (time.perf_counter() - t0) * 1000
+        return out, f"{ms:.1f} ms · {out.width}x{out.height} px · {stylizer.provider}"
+
+    def stylize_frame(self, frame: Any, model: str, strength: float, keep_colors: bool) -> Any:
+        """A webcam frame (RGB array) at ``LIVE_SIDE``; a frame that fails is shown as is, the stream goes on."""
+        if frame is None or not self.catalogue.entries:
+            return frame
+        try:
+            stylizer = self.catalogue.stylizer(model)
+            side = LIVE_SIDE if max(frame.shape[:2]) > LIVE_SIDE else None
+            return stylizer.stylize(frame, size=side, preserve_color=bool(keep_colors), strength=float(strength))
+        except NSTError:
+            return frame
+
+    def compare(
+        self, image: Any, model: str, style: Any, steps: float, size: float, progress: Any = PROGRESS
+    ) -> tuple[Image.Image, Image.Image, list[list[Any]], str]:
+        """Fast vs optimizer on one image at ``steps`` iterations, scored by one metric (`infer.compare`)."""
+        from infer.compare import compare
+
+        with user_errors():
+            open_upload(image, "image")  # checked here first, for a message naming the user's file
+            entry = self.catalogue.entry(model)
+            if style:
+                open_upload(style, "style image")
+            elif entry.style is None:
+                raise gr.Error("this model's style image was not found: upload it as the style image")
+            style_path = upload_path(style, "style image") if style else entry.style
+            report = compare(
+                [upload_path(image, "image")], style_path, entry.path, steps=[check_steps(steps)],
+                size=check_side(size) or 256, repeats=1, progress=progress is not None,
+            )  # fmt: skip
+        result = report.images[0]
+        fast, slow = result.fast, result.iterative[-1]
+        rows = [
+            [m.method, m.steps or "-", round(m.seconds * 1000, 1), m.loss.content, m.loss.style, m.loss.total]
+            for m in (fast, slow)
+        ]
+        notes = "".join(f"\n\n*{w}*" for w in report.warnings)
+        return fast.image, slow.image, rows, report.answer() + notes
+
+    def optimize(
+        self, content: Any, styles: Any, steps: float, size: float, style_weight: float, keep_colors: bool
+    ) -> Iterator[tuple[Image.Image, str]]:
+        """The iterative method, yielding the image as it improves; stopping the event stops the optimizer."""
+        from nst_core.loss_weights import LossWeights
+
+        with user_errors():
+            image = open_upload(content, "content image")
+            style_list = styles if isinstance(styles, list) else [styles] if styles else []
+            if not style_list:
+                raise gr.Error("add one or more style images")
+            style_imgs = [open_upload(s, "style image") for s in style_list]
+            options = {
+                "steps": check_steps(steps),
+                "size": check_side(size) or 256,
+                "loss": LossWeights(style=float(style_weight)),
+                "preserve_color": bool(keep_colors),
+                "progress": False,
+            }
+            yield from _run_optimize(image, style_imgs, options)
+
+
+class _Stopped(Exception):
+    """Raised in optimize()'s callback once the page has stopped listening: ends the run at the next step."""
+
+
+def _run_optimize(content: Image.Image, styles: list[Image.Image], options: dict[str, Any]) -> Iterator[Any]:
+    """optimize() in a thread; its callback hands images over a queue, at most one every ``PREVIEW_EVERY`` s."""
+    from nst_core.image_io import tensor_to_pil
+    from nst_core.optimize import optimize
+
+    updates: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    last = [0.0]
+
+    def callback(step: int, seconds: float, image: Any, values: dict[str, float]) -> None:
+        if stop.is_set():
+            raise _Stopped
+        if time.perf_counter() - last[0] >= PREVIEW_EVERY or step == options["steps"]:
+            last[0] = time.perf_counter()
+            updates.put((tensor_to_pil(image.detach().cpu()), f"step {step}: loss {values.get('total', 0):.4g}"))
+
+    def work() -> None:
+        try:
+            result = optimize(content, styles, callback=callback, **options)
+            updates.put(("done", result))
+        except BaseException as e:  # handed to the generator, which raises it in the request's thread
+            updates.put(("error", e))
+
+    threading.Thread(target=work, name="nst-app-optimize", daemon=True).start()
+    try:
+        while True:
+            first, second = updates.get()
+            if isinstance(first, str) and first == "done":
+                yield (
+                    second.image,
+                    f"done: {second.steps} steps in {second.seconds:.1f} s, loss {second.loss['total']:.4g}",
+                )
+                return
+            if isinstance(first, str) and first == "error":
+                raise second
+            yield first, second
+    finally:
+        stop.set()  # the page stopped or left: the optimizer ends at its next step

@@ -1,0 +1,169 @@
+"""`nst app`: the web app served on a free local port, called through gradio_client and a real browser.
+
+The server runs in this process (Gradio's own thread); the model is the tiny untrained network of the
+`tiny_onnx` fixture, so every call takes well under a second. The browser test drives Debian's chromium
+through playwright (no browser download) and skips, saying why, when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import photo, skimage_photo
+
+gr = pytest.importorskip("gradio", reason='the [app] extra is not installed (pip install -e ".[app]")')
+gradio_client = pytest.importorskip("gradio_client")
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Where the browser test also saves its screenshot when set (the README's is made this way).
+SCREENSHOT_ENV = "NST_APP_SCREENSHOT"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_onnx: Path, tmp_path_factory) -> Path:
+    """A --models folder: the tiny model, its style image beside it (the thumbnail), and a broken model."""
+    folder = tmp_path_factory.mktemp("models")
+    shutil.copy(tiny_onnx, folder / "tiny.onnx")
+    shutil.copy(skimage_photo("coffee.png"), folder / "tiny.png")
+    (folder / "broken.onnx").write_bytes(b"not a model")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(models: Path):
+    """The app on a free port of 127.0.0.1, its URL; closed after the module."""
+    from infer.app import build_app, launch
+
+    demo = build_app(models)
+    port = free_port()
+    launch(demo, "127.0.0.1", port, False, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server: str):
+    return gradio_client.Client(server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    return photo(tmp_path_factory.mktemp("app_photo"), size=80)  # 80x80
+
+
+def test_importing_the_command_imports_neither_gradio_nor_torch() -> None:
+    import subprocess
+
+    code = "import sys, infer.app_cli; print('gradio' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_the_api_names_are_stable(client) -> None:
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
+        "/stylize",
+        "/compare",
+        "/optimize",
+    }
+
+
+def test_stylize_returns_an_image_of_the_requested_size(client, image: Path) -> None:
+    out, timing = client.predict(gradio_client.handle_file(image), "tiny.onnx", 1.0, False, 48, api_name="/stylize")
+    assert Image.open(out).size == (48, 48)
+    assert " ms" in timing
+    out, _ = client.predict(gradio_client.handle_file(image), "tiny.onnx", 0.5, True, 0, api_name="/stylize")
+    assert Image.open(out).size == (80, 80)  # 0: the input's own size
+
+
+@pytest.mark.parametrize(
+    ("upload", "model", "message"),
+    [
+        ("text", "tiny.onnx", "not an image"),
+        ("photo", "broken.onnx", "not an ONNX model"),
+        ("photo", "../../etc/passwd", "unknown model"),
+    ],
+)
+def test_bad_input_is_a_message_and_the_server_goes_on(client, image: Path, tmp_path: Path, upload, model, message):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a picture")
+    with pytest.raises(gradio_client.exceptions.AppError, match=message):
+        client.predict(
+            gradio_client.handle_file(bad if upload == "text" else image), model, 1, False, 0, api_name="/stylize"
+        )
+    out, _ = client.predict(gradio_client.handle_file(image), "tiny.onnx", 1.0, False, 32, api_name="/stylize")
+    assert Image.open(out).size == (32, 32)
+
+
+def test_an_image_over_the_pixel_limit_is_refused_by_name(client, image: Path) -> None:
+    from nst_core.image_io import set_max_pixels
+
+    previous = set_max_pixels(1000)  # the server runs in this process: `nst app --max-pixels 1000`
+    try:
+        with pytest.raises(gradio_client.exceptions.AppError, match=r"astronaut\.png: .*pixels"):
+            client.predict(gradio_client.handle_file(image), "tiny.onnx", 1.0, False, 0, api_name="/stylize")
+    finally:
+        set_max_pixels(previous)
+
+
+def test_compare_returns_both_images_and_their_losses(client, image: Path) -> None:
+    fast, slow, losses, answer = client.predict(
+        gradio_client.handle_file(image), "tiny.onnx", None, 2, 64, api_name="/compare"
+    )
+    assert Image.open(fast).size == Image.open(slow).size == (64, 64)
+    rows = {row[0]: row for row in losses["data"]}
+    assert set(rows) == {"fast", "iterative"} and rows["iterative"][1] == 2
+    assert all(row[-1] > 0 for row in rows.values())  # total loss under the same metric
+    assert "fast network" in answer
+
+
+def test_optimize_streams_images_as_it_improves(client, image: Path) -> None:
+    style = gradio_client.handle_file(skimage_photo("coffee.png"))
+    job = client.submit(gradio_client.handle_file(image), [style], 3, 64, 100, False, api_name="/optimize")
+    final, status = job.result()
+    assert Image.open(final).size == (64, 64)
+    assert status.startswith("done: 3 steps")
+
+
+def test_no_models_still_starts_and_says_how_to_get_one() -> None:
+    from infer.app import build_app
+    from infer.app_models import NO_MODEL_HELP
+
+    demo = build_app(None)
+    assert NO_MODEL_HELP in str(demo.config)
+    assert "nst train" in NO_MODEL_HELP and "nst export" in NO_MODEL_HELP
+
+
+def test_in_a_real_browser_a_photo_is_stylized(server: str, image: Path, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [app] extra")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 820})
+        page.goto(server)
+        page.locator("#stylize-photo input[type=file]").set_input_files(str(photo(tmp_path, size=256)))
+        page.locator("#stylize-photo img").wait_for(timeout=20_000)  # the upload is shown
+        page.locator("#stylize-button").click()  # the first model in the list is the broken one
+        page.get_by_text("not an ONNX model").first.wait_for(timeout=20_000)  # said in the page
+        page.locator("#stylize-model input").click()
+        page.get_by_role("option", name="tiny.onnx").click()
+        page.locator("#stylize-button").click()
+        page.locator("#stylized img").wait_for(timeout=30_000)
+        assert " ms" in page.locator("#stylize-time textarea").input_value()
+        shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "app.png")
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert Image.open(shot).size[0] == 1280
