@@ -4,6 +4,7 @@ save_state/load_state, two processes on the CPU (gloo), any tracker, stdout for 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -86,11 +87,12 @@ def test_without_accelerate_settings_precision_is_no(tmp_path, style_path, data,
 
 @pytest.mark.parametrize(
     ("precision", "streaming", "accumulate"),
-    [("no", False, 1), ("bf16", False, 1), ("no", True, 1), ("no", False, 2)],
-    ids=["fp32", "bf16", "fp32-streaming", "fp32-grad-accum"],
+    [("no", False, 1), ("bf16", False, 1), ("fp16", False, 1), ("no", True, 1), ("no", False, 2)],
+    ids=["fp32", "bf16", "fp16-autocast", "fp32-streaming", "fp32-grad-accum"],
 )
 def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, style_path, data, precision, streaming, accumulate):
-    """fp32 and bf16 autocast on the CPU; fp16 needs a GPU (GradScaler), whose scaler.pt accelerate also saves."""
+    """fp32, bf16 and fp16 autocast on the CPU. accelerate gives fp16 a GradScaler (saved as scaler.pt) only on
+    a GPU: that path needs one to be checked."""
     common = dict(image_size=32, max_steps=6, mixed_precision=precision, streaming=streaming, grad_accum=accumulate)
     straight = tiny_train_config(tmp_path / "a", data, style_path, **common)
     run_training(straight, progress=False, messages=False)
@@ -285,3 +287,24 @@ def test_each_process_streams_its_own_share(data, monkeypatch):
         assert positions == [0, 1, 2]  # this process's own count
         shares.append(set(seen))
     assert not shares[0] & shares[1] and len(shares[0] | shares[1]) == 6
+
+
+@pytest.mark.parametrize(("level", "shown"), [(logging.INFO, True), (logging.ERROR, False)], ids=["default", "-q"])
+def test_a_hub_download_shows_its_progress_unless_quiet(monkeypatch, level, shown):
+    import datasets
+
+    from nst_core.log import LOG
+    from train.data import open_source
+
+    seen = []
+
+    def load_dataset(*args, **kwargs):
+        seen.append(not datasets.are_progress_bars_disabled())
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(LOG, "level", level)
+    with pytest.raises(NSTError, match="offline"):
+        open_source("someone/photos")
+    assert seen == [shown]
+    datasets.disable_progress_bars()
