@@ -40,7 +40,11 @@ def _stylize_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:
     with gr.Row():
         with gr.Column():
             image = gr.Image(
-                label="photo", sources=["upload", "webcam", "clipboard"], type="filepath", elem_id="stylize-photo"
+                label="photo",
+                sources=["upload", "webcam", "clipboard"],
+                type="filepath",
+                height=420,
+                elem_id="stylize-photo",
             )
             model = _model_picker(catalogue, jobs, "stylize")
             strength = gr.Slider(0, 1, value=1, step=0.05, label="strength (0: the photo, 1: fully stylized)")
@@ -48,7 +52,7 @@ def _stylize_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:
             size = gr.Number(0, label=f"output size, longer side in px (0: the photo's; at most {MAX_SIDE})")
             button = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
         with gr.Column():
-            out = gr.Image(label="stylized", format="png", interactive=False, elem_id="stylized")
+            out = gr.Image(label="stylized", format="png", height=420, interactive=False, elem_id="stylized")
             timing = gr.Textbox(label="time", interactive=False, elem_id="stylize-time")
     button.click(jobs.stylize, [image, model, strength, keep, size], [out, timing], api_name="stylize", **RAW)
     with gr.Accordion("live webcam", open=False):

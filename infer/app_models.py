@@ -36,7 +36,7 @@ class ModelEntry:
 
 
 def _style_from_config(config: str | dict | None, base: Path) -> Path | None:
-    """The ``style`` of a training config (JSON text or a dict), resolved against ``base`` if relative."""
+    """The ``style`` image of a training config (JSON text or a dict): under ``base``, else as written."""
     if isinstance(config, str):
         try:
             config = json.loads(config)
@@ -45,8 +45,9 @@ def _style_from_config(config: str | dict | None, base: Path) -> Path | None:
     style = config.get("style") if isinstance(config, dict) else None
     if not isinstance(style, str) or style.startswith("skimage:"):
         return None
-    path = Path(style) if Path(style).is_absolute() else base / style
-    return path if path.is_file() and is_image_file(path) else None
+    # exported models keep only the file name (no paths of the training machine): look beside the model too
+    candidates = [base / style, base / Path(style).name, Path(style)]  # base / an absolute path = that path
+    return next((p for p in candidates if p.is_file() and is_image_file(p)), None)
 
 
 def _onnx_config(path: Path) -> str | None:
@@ -73,10 +74,9 @@ def find_style(path: Path) -> Path | None:
             config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             return None
-        return _style_from_config(config, Path.cwd()) or _style_from_config(config, path)
+        return _style_from_config(config, path.parent)
     if path.suffix.lower() == ".onnx":
-        config = _onnx_config(path)
-        return _style_from_config(config, Path.cwd()) or _style_from_config(config, path.parent)
+        return _style_from_config(_onnx_config(path), path.parent)
     return None
 
 

@@ -64,6 +64,21 @@ def image(tmp_path_factory) -> Path:
     return photo(tmp_path_factory.mktemp("app_photo"), size=80)  # 80x80
 
 
+def test_models_are_found_with_their_style_images(tmp_path: Path, style_path: Path) -> None:
+    from infer.app_models import scan_models
+
+    run = tmp_path / "runs" / "candy"
+    (run / "checkpoints" / "step-000000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-000000002" / "network.safetensors").write_bytes(b"")
+    (run / "network.safetensors").write_bytes(b"")
+    (run / "config.yaml").write_text(f"style: {style_path}\n")
+    (tmp_path / "mosaic.onnx").write_bytes(b"")
+    shutil.copy(style_path, tmp_path / "mosaic.jpg")
+    (tmp_path / "loose.safetensors").write_bytes(b"")
+    found = {e.label: e.style for e in scan_models(tmp_path)}
+    assert found == {"loose.safetensors": None, "mosaic.onnx": tmp_path / "mosaic.jpg", "runs/candy": style_path}
+
+
 def test_importing_the_command_imports_neither_gradio_nor_torch() -> None:
     import subprocess
 
