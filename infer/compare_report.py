@@ -1,6 +1,6 @@
 """The report of a comparison: report.md, grid.png, loss_vs_time.png, report.json and images/, in one folder.
 
-Every file is written to a temporary name and renamed (`image_io.atomic_path`), so none is ever
+Every file is written to a temporary name and renamed (`nst_core.files.atomic_path`), so none is ever
 half-written; thumbnails are resized like every other image (`image_io.resize_longer`).
 """
 
@@ -17,14 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 from infer.compare_config import DEFAULT_THUMB_SIZE
 from infer.compare_results import FILES, CompareReport, fmt_seconds
 from nst_core.errors import NSTError
-from nst_core.image_io import (
-    atomic_path,
-    check_output_folder,
-    clean_stale_temporaries,
-    display_name,
-    resize_longer,
-    save_image,
-)
+from nst_core.files import atomic_path, check_output_folder, clean_stale_temporaries
+from nst_core.image_io import display_name, resize_longer, save_image
 from nst_core.loss_weights import LossWeights
 from nst_core.machine import describe
 

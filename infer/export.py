@@ -36,7 +36,7 @@ import numpy as np
 
 from infer.onnx_format import DEFAULT_OPSET, EXPORTERS, build_metadata, set_metadata
 from nst_core.errors import NSTError
-from nst_core.image_io import atomic_path, check_output_folder
+from nst_core.files import atomic_path, check_output_folder
 
 if TYPE_CHECKING:
     from infer.precision import Calibration

@@ -15,14 +15,8 @@ from pathlib import Path
 
 from infer.video import VIDEO_EXTS, is_video
 from nst_core.errors import NSTError
-from nst_core.image_io import (
-    BUILTIN_PREFIX,
-    SAVE_FORMATS,
-    check_output_dir,
-    check_output_folder,
-    check_output_image,
-    scan_images,
-)
+from nst_core.files import check_output_dir, check_output_folder
+from nst_core.image_io import BUILTIN_PREFIX, SAVE_FORMATS, check_output_image, scan_images
 
 STDIN = "-"
 

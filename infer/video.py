@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from nst_core.errors import NSTError
-from nst_core.image_io import atomic_path
+from nst_core.files import atomic_path
 
 if TYPE_CHECKING:
     from infer.stylize import Stylizer

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from nst_core.errors import NSTError
-from nst_core.files import atomic_path, check_output_dir, check_output_folder, clean_stale_temporaries  # noqa: F401
+from nst_core.files import atomic_path, check_output_folder
 from nst_core.log import LOG
 
 if TYPE_CHECKING:

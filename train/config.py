@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from nst_core.errors import NSTError
-from nst_core.image_io import atomic_path
+from nst_core.files import atomic_path
 from nst_core.loss_weights import LossWeights, layer_names
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them.
