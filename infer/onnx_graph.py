@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infer.onnx_format import DIM_NAMES, DYNAMO_MIN_OPSET, EXPORTERS, INPUT_NAME, OUTPUT_NAME
-from nst_core.errors import NSTError
+from nst_core.errors import NSTError, first_line
 from nst_core.transformer import TransformerNet
 
 #: The TorchScript exporter's highest opset.
@@ -160,11 +160,6 @@ def _exporter_order(exporter: str, opset: int) -> tuple[str, ...]:
     return (exporter,)
 
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}"
-
-
 def to_onnx(module: nn.Module, opset: int, exporter: str = "auto") -> tuple[Any, str]:
     """(onnx ModelProto with named dynamic dims, exporter used); NSTError listing every exporter's failure."""
     errors = []
@@ -174,7 +169,7 @@ def to_onnx(module: nn.Module, opset: int, exporter: str = "auto") -> tuple[Any,
                 warnings.simplefilter("ignore")
                 model = _TRACERS[name](module, opset)
         except Exception as e:  # the exporters raise many types; report them all if every one fails
-            errors.append(f"{name}: {_first_line(e)}")
+            errors.append(f"{name}: {type(e).__name__}: {first_line(e)}")
             continue
         name_dims(model)
         return model, name

@@ -9,5 +9,6 @@ class NSTError(Exception):
 
 
 def first_line(e: BaseException) -> str:
-    """The first non-empty line of an exception's message: library errors often span several lines."""
-    return next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    """The first non-empty line of an exception's message, at most 300 characters: library errors often
+    span several lines, and some repeat a whole payload."""
+    return next((line.strip()[:300] for line in str(e).splitlines() if line.strip()), type(e).__name__)

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from nst_core.errors import NSTError
+from nst_core.errors import NSTError, first_line
 from nst_core.image_io import MIN_SIDE, center_crop, check_pixels, open_image, pil_to_tensor, scan_images
 from nst_core.log import LOG
 from train.config import TrainConfig
@@ -81,7 +81,7 @@ def open_source(data: str, split: str = "train", streaming: bool = False) -> Ima
         ds = datasets.load_dataset(data, split=split, streaming=streaming)
     except Exception as e:
         raise NSTError(
-            f"{data}: not a local folder, and loading it as a hub dataset failed ({type(e).__name__}: {_first_line(e)})"
+            f"{data}: not a local folder, and loading it as a hub dataset failed ({type(e).__name__}: {first_line(e)})"
         ) from None
     column = _image_column(ds, data)
     ds = ds.cast_column(column, datasets.Image(decode=False))  # we decode, so corrupt files can be skipped
@@ -113,11 +113,6 @@ def _open_folder(data: str, path: Path, streaming: bool) -> ImageSource:
     if streaming:
         ds = ds.to_iterable_dataset()
     return ImageSource(data, ds, "image", len(images), streaming, ignored=others)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 def _describe(value: Any) -> str:
