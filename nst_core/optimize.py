@@ -55,18 +55,22 @@ class _Overshoot(Exception):
 
 @dataclass
 class _Best:
-    """The best point of a scale so far (total loss, pixels, image, loss terms) and the starting loss."""
+    """The best point of a scale so far (total loss, pixels, loss terms) and the starting loss."""
 
     value: float = math.inf
-    start: float = math.inf  # the objective at the scale's starting point
+    start: float = math.inf  # the loss at the scale's starting point
     p: torch.Tensor | None = None
-    image: torch.Tensor | None = None
     terms: dict[str, float] = field(default_factory=dict)
 
-    def update(self, value: float, p: torch.Tensor, image: torch.Tensor, terms: dict[str, float]) -> None:
+    @property
+    def image(self) -> torch.Tensor:
+        """The best image, in [0, 1] units."""
+        return self.p / PIXEL_SCALE
+
+    def update(self, value: float, p: torch.Tensor, terms: dict[str, float]) -> None:
         if self.p is None:
             self.start = value
-        self.value, self.p, self.image, self.terms = value, p.detach().clone(), image.detach().clone(), terms
+        self.value, self.p, self.terms = value, p.detach().clone(), terms
 
 
 class _ReachedTarget(Exception):
@@ -201,7 +205,7 @@ class _Run:
                         p.clamp_(0, PIXEL_SCALE)
         except _ReachedTarget:
             pass  # the best point met the target
-        return best.p / PIXEL_SCALE
+        return best.image
 
     def _closure(
         self, p: torch.Tensor, targets: dict[str, torch.Tensor], best: _Best, final: bool, size: str
@@ -222,7 +226,7 @@ class _Run:
             _check_finite(objective, terms, self.step + 1, cfg)
             objective.backward()
             if value < best.value:
-                best.update(value, p, image, _floats(terms))
+                best.update(value, p, _floats(terms))
             self._after_step(best.image, best.terms, size)
             if final and cfg.stop_loss is not None and best.terms["total"] <= cfg.stop_loss:
                 raise _ReachedTarget
