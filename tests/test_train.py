@@ -415,3 +415,23 @@ def test_make_optimizer_follows_its_device():
 def test_a_built_in_style_is_named_without_its_prefix(tmp_path, photo_dir) -> None:
     result = run_training(tiny(tmp_path, photo_dir, "skimage:coffee", max_steps=1))
     assert load_network(result.network)[1]["style"] == "coffee"
+
+
+def test_init_from_starts_at_the_given_network_and_checks_its_variant(tmp_path, photo_dir, style_path, capsys):
+    base = run_training(tiny(tmp_path / "a", photo_dir, style_path, max_steps=3), progress=False)
+    start = load_file(str(base.network))
+    # a learning rate too small to move float32 weights: the run ends where it started
+    tuned = run_training(
+        tiny(tmp_path / "b", photo_dir, style_path, max_steps=1, lr=1e-30, init_from=str(base.run_dir)),
+        progress=False,
+    )
+    end = load_file(str(tuned.network))
+    assert all(torch.equal(start[k], end[k]) for k in start)
+    fresh = run_training(tiny(tmp_path / "c", photo_dir, style_path, max_steps=1, lr=1e-30), progress=False)
+    assert not torch.equal(start["encoder.0.1.weight"], load_file(str(fresh.network))["encoder.0.1.weight"])
+
+    common = ["--data", str(photo_dir), "--image-size", "48", "--max-steps", "1", "--num-workers", "0"]
+    out = tmp_path / "d"
+    code, err = _cli(capsys, "--style", str(style_path), "-o", str(out), "--init-from", str(base.run_dir), *common)
+    assert code == 2 and "small network" in err and "standard" in err and len(err.splitlines()) == 1
+    assert not out.exists()

@@ -82,6 +82,12 @@ _ONOFF = {"action": argparse.BooleanOptionalAction}
 TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
     "network and data": (
         ("--variant", "network size", {"choices": VARIANTS}),
+        (
+            "--init-from",
+            "start from a trained network of the same variant (run folder, checkpoint or .safetensors) instead of "
+            "random weights: a new style fine-tuned from a trained one learns faster",
+            {"metavar": "NETWORK"},
+        ),
         ("--image-size", "training crop size in pixels", {"type": positive_int}),
         (
             "--crop-scale",

@@ -23,7 +23,7 @@ from nst_core.files import atomic_path
 from nst_core.loss_weights import LossWeights, layer_names
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them.
-PATH_KEYS = ("style", "data", "output", "sample_images")
+PATH_KEYS = ("style", "data", "output", "sample_images", "init_from")
 #: TransformerNet variants (nst_core.transformer.VARIANTS, which imports torch; a test keeps them equal).
 VARIANTS = ("standard", "small")
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -86,6 +86,7 @@ class TrainConfig:
     streaming: bool = False  # stream a hub dataset instead of downloading it
     # network
     variant: str = "standard"  # TransformerNet variant: standard (Johnson) or small
+    init_from: str | None = None  # start from a trained network (run folder, checkpoint, .safetensors) of this variant
     # data
     image_size: int = 256  # training crops are image_size x image_size
     crop_scale: tuple[float, float] = (0.6, 1.0)  # crop area, as a fraction of the shorter side squared

@@ -27,6 +27,7 @@ class RunInputs:
     resume_from: Path | None
     photos: torch.Tensor  # the sample-grid photos: the data is known to decode
     unreadable: list[str]  # files that failed to decode while looking for them
+    init_weights: dict[str, torch.Tensor] | None = None  # --init-from's network (not used on --resume)
 
 
 def _load_style(cfg: TrainConfig) -> torch.Tensor:
@@ -72,4 +73,17 @@ def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
     photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
     if cfg.sample_images:  # the data is still proved readable above
         photos = sample_photos(open_source(cfg.sample_images), cfg.num_samples, cfg.image_size)[0]
-    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable)
+    init = _init_weights(cfg) if cfg.init_from and resume_from is None else None
+    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable, init)
+
+
+def _init_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The starting weights of --init-from, checked to be a network of the configured variant."""
+    from nst_core.checkpoint_io import load_network
+
+    net, _ = load_network(cfg.init_from)
+    if net.variant != cfg.variant:
+        raise NSTError(
+            f"{cfg.init_from}: a {net.variant} network; --init-from needs one of the run's variant ({cfg.variant})"
+        )
+    return net.state_dict()

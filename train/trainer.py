@@ -166,7 +166,10 @@ class Trainer:
             self.checkpointer.writer_pid = broadcast_object_list([self.checkpointer.writer_pid])[0]
         self.memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.net_memory = torch.channels_last if cfg.net_channels_last else torch.contiguous_format
-        net = TransformerNet.from_variant(cfg.variant).to(self.device, memory_format=self.net_memory)
+        net = TransformerNet.from_variant(cfg.variant)
+        if inputs.init_weights is not None:
+            net.load_state_dict(inputs.init_weights)
+        net = net.to(self.device, memory_format=self.net_memory)
         self.loss_fn = build_loss(cfg, inputs.style, self.device)
         optimizer = make_optimizer(net.parameters(), cfg, self.device)
         self.net, self.optimizer = self.accelerator.prepare(net, optimizer)
@@ -195,6 +198,8 @@ class Trainer:
         if self.inputs.resume_from is not None:
             self.resume(self.inputs.resume_from)
         self.note(self.inputs.source.summary())
+        if self.inputs.init_weights is not None:
+            self.note(f"starting from the network in {self.cfg.init_from}")
         self.note_skipped([n for n in self.inputs.unreadable if n not in self.state.skipped_files])
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
