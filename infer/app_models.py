@@ -101,12 +101,21 @@ def scan_models(folder: Path | None) -> list[ModelEntry]:
     return sorted(entries, key=lambda e: e.label)
 
 
+def shipped_entries(taken: set[str]) -> list[ModelEntry]:
+    """The models that ship with the package, by name (a --models entry of the same label wins)."""
+    from infer.shipped import shipped_models
+
+    return [ModelEntry(m.name, m.path, m.style_image) for m in shipped_models() if m.name not in taken]
+
+
 class ModelCatalogue:
-    """The offered models, and their Stylizers, each built on first use and kept (one at a time: a lock)."""
+    """The offered models (``--models``, then the shipped ones by name), and their Stylizers, each built on
+    first use and kept (one at a time: a lock)."""
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self.entries = scan_models(folder)
+        found = scan_models(folder)
+        self.entries = found + shipped_entries({e.label for e in found})
         self._by_key = {e.label: e for e in self.entries}
         self._loaded: dict[str, Stylizer] = {}
         self._lock = threading.Lock()

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         "-m",
         required=True,
-        help="trained model: .onnx (onnxruntime), or .safetensors / checkpoint / run folder (PyTorch)",
+        help="trained model: .onnx (onnxruntime), a shipped model's name (`nst models`), or .safetensors / "
+        "checkpoint / run folder (PyTorch)",
     )
     add_output_option(p, "report folder (created; its parent must exist)", metavar="REPORT_DIR")
     p.add_argument(

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from infer.shipped import resolve_model
 from nst_core.errors import NSTError
 from nst_core.image_io import pil_to_tensor, tensor_to_pil
 from nst_core.loss_weights import LossWeights, loss_section
@@ -102,14 +103,13 @@ class TorchModel(FastModel):
 
 
 def load_fast_model(model: str | os.PathLike, device: torch.device, device_name: str = "auto") -> FastModel:
-    """``.onnx`` through onnxruntime, anything else (``.safetensors``, checkpoint, run folder) through PyTorch.
+    """``.onnx`` through onnxruntime, anything else (``.safetensors``, checkpoint, run folder) through PyTorch;
+    a shipped model by its name too (`infer.shipped.resolve_model`: an existing path wins).
 
     An explicit ``device_name`` picks the matching onnxruntime provider; ``auto`` lets onnxruntime choose
     (TensorRT, CUDA, CPU).
     """
-    path = Path(model)
-    if not path.exists():
-        raise NSTError(f"{model}: no such model file")
+    path = Path(resolve_model(model))  # a path, else a shipped model's name
     if path.suffix.lower() != ".onnx":
         return TorchModel(path, device)
     if not path.is_file():

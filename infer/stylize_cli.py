@@ -9,8 +9,8 @@
   and named on stderr;
 * videos (``.mp4``, ``.mov``, ``.mkv``, ``.webm`` ...) are stylized frame by frame (``pip install
   'nst-toolkit[video]'``), ``--smooth`` against flicker;
-* ``--model`` is an ``.onnx`` file from `nst export`, or a trained network (run folder, checkpoint folder,
-  ``.safetensors``) exported in memory for this run.
+* ``--model`` is an ``.onnx`` file from `nst export`, a shipped model's name (`infer.shipped`), or a trained
+  network (run folder, checkpoint folder, ``.safetensors``) exported in memory for this run.
 
 The steps live in their own modules: `infer.stylize_plan` (inputs -> jobs), `infer.stylize_run` (model,
 images, videos) and `infer.stylize_report` (text or --json). Nothing heavy is imported until `run`.
@@ -73,8 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         "-m",
         required=True,
-        help="an .onnx model from `nst export`, or a trained network (run folder, checkpoint folder or "
-        ".safetensors), then exported in memory for this run",
+        help="an .onnx model from `nst export`, a shipped model's name (`nst models` lists them), or a trained "
+        "network (run folder, checkpoint folder or .safetensors), then exported in memory for this run",
     )
     add_output_option(p, "output file, folder, or - for stdout", required=False)
     p.add_argument("--size", type=positive_int, help="longer side of the output in pixels (default: the input's)")

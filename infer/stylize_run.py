@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infer.shipped import resolve_model
 from infer.stylize import Stylizer, is_network_source
 from infer.stylize_plan import STDIN, Job, Plan
 from nst_core.cli_options import show_progress
@@ -38,13 +39,14 @@ class Outcome:
 
 
 def load_model(args: argparse.Namespace) -> Stylizer:
-    """The Stylizer for ``--model``; a trained network is exported in memory first, and the user told so."""
-    if is_network_source(args.model) and not args.quiet:
+    """The Stylizer for ``--model`` (a path, else a shipped model's name); a trained network is exported in
+    memory first, and the user told so."""
+    model = resolve_model(args.model)
+    if is_network_source(model) and not args.quiet:
         LOG.info(
-            f"nst stylize: exporting {args.model} to ONNX in memory; `nst export {args.model} -o MODEL.onnx` "
-            "saves it for reuse"
+            f"nst stylize: exporting {model} to ONNX in memory; `nst export {model} -o MODEL.onnx` saves it for reuse"
         )
-    return Stylizer(args.model, provider=args.provider, threads=args.threads)
+    return Stylizer(model, provider=args.provider, threads=args.threads)
 
 
 def read_stdin() -> bytes:

@@ -171,7 +171,7 @@ def _commands(text: str) -> set[str]:
     return {" ".join(line.split("#")[0].split()) for line in text.splitlines() if line.strip()}
 
 
-@pytest.mark.parametrize("command", ["optimize", "train", "export", "stylize", "compare", "app"])
+@pytest.mark.parametrize("command", ["optimize", "train", "export", "stylize", "compare", "app", "models"])
 def test_help_examples_are_the_readme_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     from nst_core.cli import main
 

@@ -1,0 +1,217 @@
+"""The pretrained models that ship with the package: ``infer/models/<name>.onnx``, one per style.
+
+Each file describes itself: `infer.ship` stores its model card's facts in ``nst.*`` metadata (the keys
+below), so the registry is the folder and nothing else. ``NST_MODELS_DIR`` points it at another folder
+(tests, or a user's own collection). `resolve_model` is how every ``--model`` takes a name: an existing
+path always wins, then a shipped name.
+
+No torch and no onnx import: `nst models` reads the metadata straight from the protobuf (`read_metadata`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from nst_core.errors import NSTError
+
+#: Environment variable naming a folder to use instead of the package's own ``infer/models``.
+MODELS_ENV = "NST_MODELS_DIR"
+PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
+SUFFIX = ".onnx"
+
+#: The card's facts in the ONNX metadata (besides the exporter's own nst.variant, nst.step, nst.config ...).
+NAME_KEY = "nst.name"
+STYLE_KEY = "nst.style"
+STYLE_FILE_KEY = "nst.style_file"
+STYLE_SOURCE_KEY = "nst.style_source"
+TRAINING_KEY = "nst.training"  # JSON list of stages: steps, batch_size, image_size, images_seen, wall_time, hardware
+DATA_KEY = "nst.data"
+LOSS_KEY = "nst.loss"  # JSON: the run's loss section
+HOW_KEY = "nst.how"
+COMPARE_KEY = "nst.compare"  # JSON: {"256": {"size", "photos": [{"name", "iterations"}], "max_steps", "median"}}
+
+
+def models_dir() -> Path:
+    """The folder of shipped models: ``$NST_MODELS_DIR`` when set, else the package's ``infer/models``."""
+    return Path(os.environ[MODELS_ENV]) if os.environ.get(MODELS_ENV) else PACKAGE_MODELS
+
+
+def model_files(folder: Path | None = None) -> list[Path]:
+    """The ``<name>.onnx`` files of the folder, sorted by name (none when it does not exist)."""
+    folder = models_dir() if folder is None else folder
+    return sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
+
+
+def shipped_names(folder: Path | None = None) -> list[str]:
+    return [p.stem for p in model_files(folder)]
+
+
+# ---------------------------------------------------------------------------------------------- metadata
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _fields(data: bytes) -> list[tuple[int, bytes | int]]:
+    """The top-level (field number, value) pairs of a protobuf message; nested messages left as bytes."""
+    out: list[tuple[int, bytes | int]] = []
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            out.append((number, value))
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            out.append((number, data[pos : pos + size]))
+            pos += size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+    return out
+
+
+#: ModelProto.metadata_props and StringStringEntryProto's key/value (onnx.proto): fixed by the ONNX format.
+_METADATA_FIELD, _KEY_FIELD, _VALUE_FIELD = 14, 1, 2
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's ``metadata_props``, parsed from the protobuf without onnx or onnxruntime (a few ms:
+    `nst models` stays instant); NSTError naming the file if it is not ONNX."""
+    try:
+        entries = [value for number, value in _fields(path.read_bytes()) if number == _METADATA_FIELD]
+        pairs = [dict(_fields(entry)) for entry in entries if isinstance(entry, bytes)]
+        return {p[_KEY_FIELD].decode(): p.get(_VALUE_FIELD, b"").decode() for p in pairs if _KEY_FIELD in p}
+    except (OSError, ValueError, IndexError, UnicodeDecodeError, AttributeError) as e:
+        raise NSTError(f"{path}: cannot read its ONNX metadata ({type(e).__name__}: {e})") from None
+
+
+def _json(metadata: dict[str, str], key: str, default: Any) -> Any:
+    try:
+        return json.loads(metadata[key]) if key in metadata else default
+    except json.JSONDecodeError:
+        return default
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def median_text(iterations: list[int | None], max_steps: int) -> str:
+    """The median iterations to match over the photos; an unmatched photo counts as more than ``max_steps``."""
+    if not iterations:
+        return "-"
+    values = sorted(float("inf") if i is None else i for i in iterations)
+    mid = statistics.median(values)
+    return f">{max_steps}" if mid == float("inf") else f"{mid:g}"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One shipped model: its name (the file stem), file and metadata; the card's facts as properties."""
+
+    name: str
+    path: Path
+    metadata: dict[str, str]
+
+    @property
+    def style(self) -> str:
+        return self.metadata.get(STYLE_KEY, "-")
+
+    @property
+    def style_image(self) -> Path | None:
+        """The built-in style image (``nst.style_file``, relative to the packages' folder) when it is installed."""
+        file = self.metadata.get(STYLE_FILE_KEY)
+        path = Path(__file__).resolve().parents[1] / file if file else None
+        return path if path is not None and path.is_file() else None
+
+    @property
+    def variant(self) -> str:
+        return self.metadata.get("nst.variant", "-")
+
+    @cached_property
+    def stages(self) -> list[dict[str, Any]]:
+        stages = _json(self.metadata, TRAINING_KEY, [])
+        return stages if isinstance(stages, list) else []
+
+    @property
+    def steps(self) -> int | None:
+        steps = [s.get("steps") for s in self.stages]
+        return sum(steps) if steps and all(isinstance(s, int) for s in steps) else None
+
+    @property
+    def images_seen(self) -> int | None:
+        seen = [s.get("images_seen") for s in self.stages]
+        return sum(seen) if seen and all(isinstance(s, int) for s in seen) else None
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    @cached_property
+    def compare(self) -> dict[str, dict[str, Any]]:
+        figures = _json(self.metadata, COMPARE_KEY, {})
+        return figures if isinstance(figures, dict) else {}
+
+    def iterations_to_match(self, size: int) -> str:
+        """The median optimizer iterations to match the network at ``size`` px, ``-`` when not measured."""
+        figures = self.compare.get(str(size))
+        return str(figures.get("median", "-")) if isinstance(figures, dict) else "-"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `nst models --json` prints for this model."""
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "style": self.style,
+            "style_file": self.metadata.get(STYLE_FILE_KEY),
+            "style_source": self.metadata.get(STYLE_SOURCE_KEY),
+            "variant": self.variant,
+            "steps": self.steps,
+            "images_seen": self.images_seen,
+            "training": self.stages,
+            "data": self.metadata.get(DATA_KEY),
+            "loss": _json(self.metadata, LOSS_KEY, None),
+            "how": self.metadata.get(HOW_KEY),
+            "size_bytes": self.size_bytes,
+            "precision": self.metadata.get("nst.precision"),
+            "compare": self.compare,
+            "version": self.metadata.get("nst.version"),
+        }
+
+
+def shipped_models(folder: Path | None = None) -> list[ShippedModel]:
+    """Every shipped model with its metadata, sorted by name."""
+    return [ShippedModel(p.stem, p, read_metadata(p)) for p in model_files(folder)]
+
+
+def find_shipped(name: str, folder: Path | None = None) -> Path | None:
+    """The file of the shipped model ``name``, or None."""
+    return next((p for p in model_files(folder) if p.stem == name), None)
+
+
+def resolve_model(text: str | os.PathLike, folder: Path | None = None) -> str:
+    """What a ``--model`` names: an existing path (always wins), else a shipped model's file; else one
+    NSTError line listing the shipped names."""
+    if Path(text).exists():
+        return str(text)
+    found = find_shipped(str(text), folder)
+    if found is not None:
+        return str(found)
+    names = shipped_names(folder)
+    shipped = f"shipped models: {', '.join(names)}" if names else "no pretrained models ship in this installation yet"
+    raise NSTError(f"{text}: no such model file, nor a shipped model name ({shipped}; `nst models` lists them)")

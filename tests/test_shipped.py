@@ -1,0 +1,210 @@
+"""Shipped pretrained models: a tiny run shipped with `infer.ship` into a temporary models folder, found by
+name everywhere a model is taken, listed by `nst models`; and every model in the real ``infer/models``
+loads, stylizes and has its card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from infer import shipped
+from infer.ship import provenance, ship
+from infer.stylize import Stylizer
+from nst_core.checkpoint_io import NETWORK_FILE, save_network
+from nst_core.errors import NSTError
+from nst_core.image_io import display_name
+from tests.conftest import one_error_line, photo, run_cli, tiny_net, tiny_train_config
+from train.config import save_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FACTS = {
+    "data": "12 photos of a test folder",
+    "hardware": "a test CPU",
+    "how": "Trained from scratch at 48 px, then continued at 64 px.",
+    "stages": [
+        {"steps": 8, "batch_size": 2, "image_size": 48, "wall_time": 75},
+        {"steps": 4, "image_size": 64, "wall_time": "3 min", "hardware": "another CPU"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, style_path: Path) -> Path:
+    """A run folder as `nst train` leaves it (config.yaml, network.safetensors with style, config and step)."""
+    run = tmp_path_factory.mktemp("tiny_run")
+    cfg = tiny_train_config(run, run / "photos", style_path)
+    save_yaml(cfg, run / "config.yaml")
+    meta = {"style": display_name(cfg.style), "config": cfg.to_dict(), "step": 12}
+    save_network(tiny_net(), run / NETWORK_FILE, meta)
+    return run
+
+
+@pytest.fixture(scope="module")
+def report_64(tiny_run: Path, tmp_path_factory) -> Path:
+    """A real `nst compare --metric model` report folder of the tiny run (64 px, 2 steps)."""
+    from nst_core.cli import main
+
+    out = tmp_path_factory.mktemp("report") / "r64"
+    argv = ["compare", "skimage:chelsea", "skimage:coffee", "-s", "skimage:coffee", "-m", str(tiny_run)]
+    assert main([*argv, "-o", str(out), "--size", "64", "--steps", "1,2", "--metric", "model", "-q"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def shipped_tiny(tiny_run: Path, report_64: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """(models folder, docs folder) after shipping the tiny run as ``tiny_style``."""
+    root = tmp_path_factory.mktemp("ship")
+    facts = root / "facts.yaml"
+    facts.write_text(yaml.safe_dump(FACTS))
+    models, docs = root / "models", root / "docs"
+    ship(tiny_run, "tiny_style", facts, [report_64], photos=["skimage:chelsea"], models=models, docs=docs)
+    return models, docs
+
+
+@pytest.fixture
+def models_env(shipped_tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(shipped.MODELS_ENV, str(shipped_tiny[0]))
+    return shipped_tiny[0]
+
+
+# ---------------------------------------------------------------------------------------------- shipping a run
+
+
+def test_shipped_metadata_is_the_facts(shipped_tiny: tuple[Path, Path], report_64: Path) -> None:
+    import onnx
+
+    (model,) = shipped.shipped_models(shipped_tiny[0])
+    meta = model.metadata
+    assert meta == {p.key: p.value for p in onnx.load(str(model.path)).metadata_props}  # the protobuf reader
+    assert model.name == meta[shipped.NAME_KEY] == "tiny_style" and meta[shipped.STYLE_KEY] == "coffee"
+    assert meta[shipped.DATA_KEY] == FACTS["data"] and meta[shipped.HOW_KEY] == FACTS["how"]
+    stages = json.loads(meta[shipped.TRAINING_KEY])
+    assert [(s["steps"], s["batch_size"], s["image_size"], s["images_seen"]) for s in stages] == [
+        (8, 2, 48, 16),
+        (4, 2, 64, 8),  # batch from the run's config, images seen = steps x batch
+    ]
+    assert [s["wall_time"] for s in stages] == ["1 min", "3 min"]
+    assert [s["hardware"] for s in stages] == ["a test CPU", "another CPU"]
+    assert json.loads(meta[shipped.LOSS_KEY])["style"] == tiny_train_config(Path("r"), Path("d"), Path("s")).loss.style
+    report = json.loads((report_64 / "report.json").read_text())
+    figures = json.loads(meta[shipped.COMPARE_KEY])["64"]
+    assert [p["name"] for p in figures["photos"]] == ["chelsea", "coffee"] and figures["max_steps"] == 2
+    assert [p["iterations"] for p in figures["photos"]] == [im["iterations"] for im in report["summary"]["per_image"]]
+    assert meta["nst.precision"] == "fp32" and meta["nst.variant"] == "small"  # small: well under 2 MB
+    assert shipped.STYLE_SOURCE_KEY not in meta  # coffee is no built-in style: no provenance, no crash
+
+
+def test_provenance_is_the_style_row_of_sources(tmp_path: Path) -> None:
+    sources = tmp_path / "SOURCES.md"
+    assert provenance("starry_night.jpg", sources) is None  # no SOURCES.md yet
+    sources.write_text(
+        "| file | repository | commit | path in repository | processing | artwork / rights |\n"
+        "|---|---|---|---|---|---|\n"
+        "| starry_night.jpg | jc/neural-style | 07c4b8299f | `inputs/starry_night.jpg` | copied | van Gogh, PD |\n"
+    )
+    line = "van Gogh, PD; from jc/neural-style `inputs/starry_night.jpg` @ 07c4b82, copied"
+    assert provenance("starry_night.jpg", sources) == line and provenance("candy.jpg", sources) is None
+
+
+def test_card_and_sample_are_written(shipped_tiny: tuple[Path, Path]) -> None:
+    docs = shipped_tiny[1]
+    card = (docs / "tiny_style.md").read_text()
+    for fact in ("coffee", "small", FACTS["data"], FACTS["how"], "a test CPU", "another CPU", "48 px", "64 px"):
+        assert fact in card, fact
+    assert "12 (24 images seen)" in card and "## Fast vs iterative" in card and "| 64 px | 2 |" in card
+    assert "tiny_style.jpg" in card and Image.open(docs / "tiny_style.jpg").width > 64
+
+
+def test_bad_facts_and_reports_are_one_line(tiny_run: Path, report_64: Path, tmp_path: Path) -> None:
+    facts = tmp_path / "facts.yaml"
+    facts.write_text("stages: [{steps: 3, batch: 4}]\n")
+    with pytest.raises(NSTError, match="unknown key 'batch'"):
+        ship(tiny_run, "x", facts, models=tmp_path / "m", docs=tmp_path / "d")
+    with pytest.raises(NSTError, match="lowercase"):
+        ship(tiny_run, "Bad Name", models=tmp_path / "m", docs=tmp_path / "d")
+    report = json.loads((report_64 / "report.json").read_text())
+    report["metric"]["source"] = "nst optimize defaults"
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "report.json").write_text(json.dumps(report))
+    with pytest.raises(NSTError, match="--metric model"):
+        ship(tiny_run, "x", None, [tmp_path / "r"], models=tmp_path / "m", docs=tmp_path / "d")
+    assert not (tmp_path / "m").exists()  # nothing shipped
+
+
+# ---------------------------------------------------------------------------------------------- by name
+
+
+def test_nst_models_lists_the_facts(models_env: Path, capsys) -> None:
+    code, out, _ = run_cli(["models", "--json"], capsys)
+    (entry,) = json.loads(out)
+    assert code == 0 and entry["name"] == "tiny_style" and entry["style"] == "coffee"
+    assert (entry["variant"], entry["steps"], entry["images_seen"]) == ("small", 12, 24)
+    assert entry["size_bytes"] == (models_env / "tiny_style.onnx").stat().st_size and entry["data"] == FACTS["data"]
+    code, out, _ = run_cli(["models"], capsys)
+    header, row = out.splitlines()[:2]
+    assert "match@256" in header and row.split()[:5] == ["tiny_style", "coffee", "small", "12", "24"]
+    assert row.split()[-2:] == ["-", "-"]  # measured at 64 px only
+
+
+def test_stylize_and_info_by_name(models_env: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(["stylize", str(photo(tmp_path, size=40)), "--model", "tiny_style", "-o", str(out)], capsys)
+    assert code == 0, err
+    assert Image.open(out).size == Image.open(photo(tmp_path, size=40)).size
+    code, out_text, _ = run_cli(["stylize", "--info", "--json", "--model", "tiny_style"], capsys)
+    assert code == 0 and json.loads(out_text)["metadata"][shipped.NAME_KEY] == "tiny_style"
+
+
+def test_a_path_wins_over_a_name(models_env: Path, tiny_onnx: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("tiny_style").write_bytes(tiny_onnx.read_bytes())  # a file in the working folder named like the model
+    assert shipped.resolve_model("tiny_style") == "tiny_style"
+    assert Stylizer(shipped.resolve_model("tiny_style")).metadata["nst.style"] == "tiny-test"
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_an_unknown_name_lists_the_shipped_ones(listed: bool, models_env: Path, tmp_path: Path, monkeypatch, capsys):
+    if not listed:
+        monkeypatch.setenv(shipped.MODELS_ENV, str(tmp_path / "none"))
+    code, out, err = run_cli(
+        ["stylize", str(photo(tmp_path)), "--model", "van_gogh", "-o", str(tmp_path / "o.png")], capsys
+    )
+    assert code == 2 and out == ""
+    one_error_line(err, "van_gogh", "tiny_style" if listed else "no pretrained models ship")
+
+
+def test_app_lists_shipped_models_by_name(models_env: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    from infer.app_models import ModelCatalogue
+
+    (tmp_path / "mine.onnx").write_bytes(tiny_onnx.read_bytes())
+    catalogue = ModelCatalogue(tmp_path)
+    assert catalogue.choices() == ["mine.onnx", "tiny_style"]
+    assert catalogue.entry("tiny_style").path == models_env / "tiny_style.onnx"
+
+
+def test_nst_models_imports_no_torch_or_onnxruntime(models_env: Path) -> None:
+    code = "import sys; from nst_core.cli import main\nmain(['models'])\n"
+    code += "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---------------------------------------------------------------------------------------------- the real folder
+
+
+@pytest.mark.parametrize("model", shipped.model_files(shipped.PACKAGE_MODELS), ids=lambda p: p.stem)
+def test_each_shipped_model_stylizes_and_has_its_card(model: Path) -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    out = np.asarray(Stylizer(model, provider="cpu").stylize(image))
+    assert out.shape == (48, 64, 3) and out.dtype == np.uint8 and out.std() > 0
+    meta = shipped.read_metadata(model)
+    assert meta[shipped.NAME_KEY] == model.stem and shipped.TRAINING_KEY in meta
+    assert (REPO / "docs" / "models" / f"{model.stem}.md").is_file()
+    assert (REPO / "docs" / "models" / f"{model.stem}.jpg").is_file()
