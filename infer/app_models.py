@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nst_core.builtin_styles import builtin_style_path
 from nst_core.checkpoint_io import CHECKPOINTS_DIR, NETWORK_FILE
 from nst_core.errors import NSTError
 from nst_core.image_io import is_image_file
@@ -47,7 +48,8 @@ def _style_from_config(config: str | dict | None, base: Path) -> Path | None:
         return None
     # exported models keep only the file name (no paths of the training machine): look beside the model too
     candidates = [base / style, base / Path(style).name, Path(style)]  # base / an absolute path = that path
-    return next((p for p in candidates if p.is_file() and is_image_file(p)), None)
+    found = next((p for p in candidates if p.is_file() and is_image_file(p)), None)
+    return found or builtin_style_path(style)  # a built-in style's name (`style: starry_night`)
 
 
 def _onnx_config(path: Path) -> str | None:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from infer.compare_config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, CompareConfig
+from nst_core.builtin_styles import style_help
 from nst_core.cli_options import (
     LOSS_OPTIONS,
     add_command,
@@ -41,7 +42,7 @@ EXAMPLES = (
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "compare", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("content", nargs="+", help="content image(s) (or skimage:NAME)")
-    p.add_argument("--style", "-s", required=True, help="style image the metric and the optimizer use")
+    p.add_argument("--style", "-s", required=True, help=style_help("style image the metric and the optimizer use"))
     p.add_argument(
         "--model",
         "-m",

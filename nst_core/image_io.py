@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from nst_core.builtin_styles import resolve_style
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path, check_output_folder
 from nst_core.log import LOG
@@ -84,21 +85,29 @@ def resolve_builtin(name: str) -> Path:
     return matches[0]
 
 
+def resolve_name(source: str) -> str | Path:
+    """An image named in a string: ``skimage:NAME``, a built-in style (``starry_night``; an existing file of that
+    name wins), else the path as given."""
+    return resolve_builtin(source) if source.startswith(BUILTIN_PREFIX) else resolve_style(source)
+
+
 def display_name(source: str | os.PathLike) -> str:
-    """A short name for an image source: ``skimage:coffee`` -> ``coffee``, ``styles/candy.jpg`` -> ``candy``."""
+    """A short name for an image source: ``skimage:coffee`` -> ``coffee``, ``styles/candy.jpg`` -> ``candy``
+    (a built-in style's name is its own)."""
     s = str(source)
     return s[len(BUILTIN_PREFIX) :] if s.startswith(BUILTIN_PREFIX) else Path(s).stem
 
 
 def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
-    """Open an image file (or bytes, a PIL image, or ``skimage:NAME``) as an upright 8-bit RGB PIL image.
+    """Open an image file (or bytes, a PIL image, ``skimage:NAME`` or a built-in style name such as
+    ``starry_night``) as an upright 8-bit RGB PIL image.
 
     Raises NSTError with the file name and the problem for anything that is not a usable picture.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
-    if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
-        source = resolve_builtin(source)
+    if isinstance(source, str):
+        source = resolve_name(source)
     name = "<stdin>" if isinstance(source, bytes) else str(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115 - closed by the `with fp` below

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 
+from nst_core.builtin_styles import style_help
 from nst_core.cli_options import (
     add_command,
     add_device_option,
@@ -41,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "optimize", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("content", help="content image (any format Pillow reads, or skimage:NAME)")
     p.add_argument(
-        "--style", "-s", action="append", required=True, metavar="STYLE", help="style image; repeat for several styles"
+        "--style",
+        "-s",
+        action="append",
+        required=True,
+        metavar="STYLE",
+        help=style_help("style image (repeat for several styles)"),
     )
     add_output_option(p, "output image (.png, .jpg, .webp, .bmp, .tif)")
     p.add_argument("--size", type=positive_int, default=_D.size, help="longer side of the output in pixels")

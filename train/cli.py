@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nst_core.builtin_styles import style_help
 from nst_core.cli_options import (
     add_command,
     add_loss_options,
@@ -27,7 +28,17 @@ from nst_core.cli_options import (
     show_progress,
 )
 from nst_core.log import LOG
-from train.config import MIXED_PRECISION, TRACKERS, VARIANTS, Settings, TrainConfig, build_config, read_yaml
+from train.config import (
+    MIXED_PRECISION,
+    TRACKERS,
+    VARIANTS,
+    Settings,
+    TrainConfig,
+    build_config,
+    config_file,
+    read_yaml,
+    shipped_configs,
+)
 
 _D = TrainConfig()
 _S = argparse.SUPPRESS
@@ -40,13 +51,13 @@ DESCRIPTION = (
     "precision and gradient accumulation not given here are accelerate's (`accelerate config`)."
 )
 EXAMPLES = (
-    "nst train --style starry_night.jpg --data ../shared/data/photos -o runs/starry  # any image folder",
-    "nst train -c configs/candy.yaml --data coco_2014_train_folder/ -o runs/candy --mixed-precision bf16",
+    "nst train --style starry_night --data ../shared/data/photos -o runs/starry  # a built-in style, any image folder",
+    "nst train -c great_wave --data coco_2014_train_folder/ -o runs/wave --mixed-precision bf16  # a shipped config",
     "nst train --style s.jpg --data detection-datasets/coco --streaming -o runs/s  # a datasets hub name",
     "accelerate launch -m train -c configs/udnie.yaml --data /data/coco -o runs/udnie  # multi-GPU",
     "ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m train -c configs/udnie.yaml --data photos/ -o runs/u2",
     "nst train -o runs/candy --resume  # continue exactly",
-    "nst train -c configs/candy.yaml --data photos/ -o runs/c2 --style-weight 0.5 --json  # stronger style",
+    "nst train -c candy --style candy.jpg --data photos/ -o runs/c2 --style-weight 0.5 --json  # not shipped: a path",
 )
 
 
@@ -59,13 +70,19 @@ def _opt(p: argparse._ActionsContainer, flag: str, help: str, **kw: Any) -> None
 
 
 def _add_io(p: argparse.ArgumentParser) -> None:
-    _opt(p, "--style", "style image (any format Pillow reads)", metavar="IMAGE")
+    _opt(p, "--style", style_help("style image (any format Pillow reads)"), metavar="IMAGE")
     _opt(p, "--data", "image folder (every image file, searched recursively) or a `datasets` hub name")
     add_output_option(
         p, "run folder: checkpoints/, samples/, tensorboard logs, config.yaml, network.safetensors", "RUN_DIR", False
     )
     p.add_argument("--out", dest="deprecated_out", default=_S, help=_S)  # old name of -o/--output; still accepted
-    p.add_argument("--config", "-c", action="append", metavar="YAML", help="config file (configs/*.yaml); repeatable")
+    p.add_argument(
+        "--config",
+        "-c",
+        action="append",
+        metavar="YAML",
+        help=f"config file, or a shipped config by name: {', '.join(shipped_configs())}; repeatable",
+    )
     p.add_argument(
         "--resume",
         nargs="?",
@@ -145,7 +162,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         LOG.warning("--out is deprecated; use -o/--output")
         args.output = args.output or args.deprecated_out
     flags = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    files = [read_yaml(c) for c in args.config or []]
+    files = [read_yaml(config_file(c)) for c in args.config or []]
     output = flags.get("output") or next((f["output"] for f in reversed(files) if f.get("output")), None)
     saved = Path(output) / "config.yaml" if output else None
     layers = [read_yaml(saved)] if args.resume and saved and saved.is_file() else []

@@ -9,6 +9,7 @@ RUN_DIR/config.yaml. No torch import: the CLI reads its defaults from here.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 from collections.abc import Mapping
@@ -22,7 +23,8 @@ from nst_core.errors import NSTError
 from nst_core.files import atomic_path
 from nst_core.loss_weights import LossWeights, layer_names
 
-#: Keys whose relative paths are resolved against the folder of the YAML file that sets them.
+#: Keys whose relative paths are resolved against the folder of the YAML file that sets them (only when that file
+#: exists: `style: starry_night` stays a built-in style's name unless a file of that name is beside the YAML).
 PATH_KEYS = ("style", "data", "output", "sample_images", "init_from")
 #: TransformerNet variants (nst_core.transformer.VARIANTS, which imports torch; a test keeps them equal).
 VARIANTS = ("standard", "small")
@@ -312,6 +314,26 @@ def read_yaml(path: str | os.PathLike) -> Settings:
         if isinstance(v, str) and not os.path.isabs(v) and (p.parent / v).exists():
             values[key] = str((p.parent / v).resolve())
     return values
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship in the package (`train.configs`, the repository's configs/ folder), by name."""
+    spec = importlib.util.find_spec("train.configs")
+    folders = (spec.submodule_search_locations or []) if spec else []
+    return {p.stem: p for folder in folders for p in sorted(Path(folder).glob("*.yaml"))}
+
+
+def config_file(name: str | os.PathLike) -> Path:
+    """A ``-c`` value as a YAML file: an existing path wins; else a shipped config by name (``starry_night`` or
+    ``starry_night.yaml``); a bare name that is neither is one NSTError listing the shipped names."""
+    path = Path(name)
+    if path.exists() or path.parent != Path():
+        return path  # a path with folders that does not exist: read_yaml says so
+    shipped = shipped_configs()
+    stem = path.name.removesuffix(".yaml")
+    if stem not in shipped:
+        raise NSTError(f"{name}: no such config file or shipped config (shipped: {', '.join(shipped)})")
+    return shipped[stem]
 
 
 def build_config(*layers: Mapping[str, Any]) -> TrainConfig:
