@@ -432,6 +432,7 @@ def test_init_from_starts_at_the_given_network_and_checks_its_variant(tmp_path, 
 
     common = ["--data", str(photo_dir), "--image-size", "48", "--max-steps", "1", "--num-workers", "0"]
     out = tmp_path / "d"
+    capsys.readouterr()  # the notes of the runs above
     code, err = _cli(capsys, "--style", str(style_path), "-o", str(out), "--init-from", str(base.run_dir), *common)
     assert code == 2 and "small network" in err and "standard" in err and len(err.splitlines()) == 1
     assert not out.exists()
