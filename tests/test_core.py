@@ -53,6 +53,15 @@ def test_vgg_layers_shapes_and_frozen(content_path: Path) -> None:
     assert len(enc.features) == layer_names().index("conv3_1") + 1  # built only as deep as needed
 
 
+def test_vgg_sees_no_border_in_a_flat_image() -> None:
+    """Reflection padding: a flat grey image gives the same features everywhere (zero padding would make the
+    border differ, the signal behind the coloured dots along stylized images' edges)."""
+    enc = VGGFeatures(["relu1_2", "relu4_3"])
+    out = enc(torch.full((1, 3, 48, 40), 0.4))
+    for name, f in out.items():
+        assert f.std(dim=(2, 3)).max() < 1e-3 * f.abs().max(), name
+
+
 def test_caffe_weights_are_the_real_vgg(content_path: Path) -> None:
     """The dequantised weights must give structured features: a photo differs from its shuffle."""
     enc = VGGFeatures(["relu3_1"])
