@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from infer.app_jobs import MAX_SIDE, Jobs
+from infer.app_jobs import MAX_SIDE, Jobs, compare_stopped, optimize_stopped
 from infer.app_models import NO_MODEL_HELP, ModelCatalogue
 from nst_core.log import LOG
 
@@ -23,6 +23,8 @@ MAX_FILE_SIZE = "50mb"
 RAW = {"preprocess": False}
 #: Compare and Optimize share one slot: one long job at a time on the whole server, whoever starts it.
 LONG_JOB = {"concurrency_id": "long-job", "concurrency_limit": 1}
+#: A Stop button: cancels its tab's run and says so at once (outside the queue, not an API endpoint).
+STOP = {"queue": False, "api_visibility": "private"}
 
 
 def _model_picker(catalogue: ModelCatalogue, jobs: Jobs, tab: str) -> gr.Dropdown:
@@ -69,19 +71,21 @@ def _compare_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:
             image = gr.Image(label="photo", type="filepath", elem_id="compare-photo")
             model = _model_picker(catalogue, jobs, "compare")
             style = gr.Image(label="style image (default: the model's own, when found)", type="filepath", height=160)
-            steps = gr.Slider(1, 500, value=50, step=1, label="optimizer steps")
-            size = gr.Slider(64, 1024, value=256, step=32, label="size (longer side, px)")
+            steps = gr.Slider(1, 500, value=50, step=1, label="optimizer steps", elem_id="compare-steps")
+            size = gr.Slider(64, 1024, value=256, step=32, label="size (longer side, px)", elem_id="compare-size")
             with gr.Row():
                 run = gr.Button("Compare", variant="primary", elem_id="compare-button")
-                stop = gr.Button("Stop")
+                stop = gr.Button("Stop", elem_id="compare-stop")
         with gr.Column():
             with gr.Row():
-                fast = gr.Image(label="fast network", format="png", interactive=False)
-                slow = gr.Image(label="optimizer", format="png", interactive=False)
+                fast = gr.Image(label="fast network", format="png", interactive=False, elem_id="compare-fast")
+                slow = gr.Image(label="optimizer", format="png", interactive=False, elem_id="compare-slow")
             losses = gr.Dataframe(
-                headers=["method", "steps", "ms", "content", "style", "total"], label="losses (same metric)"
+                headers=["method", "steps", "ms", "content", "style", "total"],
+                label="losses (same metric)",
+                elem_id="compare-losses",
             )
-            answer = gr.Markdown()
+            answer = gr.Markdown(elem_id="compare-answer")
     event = run.click(
         jobs.compare,
         [image, model, style, steps, size],
@@ -90,7 +94,7 @@ def _compare_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:
         **RAW,
         **LONG_JOB,
     )
-    stop.click(None, cancels=[event])
+    stop.click(compare_stopped, answer, answer, cancels=[event], **STOP)
 
 
 def _optimize_tab(jobs: Jobs) -> None:
@@ -118,7 +122,7 @@ def _optimize_tab(jobs: Jobs) -> None:
         **RAW,
         **LONG_JOB,
     )
-    stop.click(None, cancels=[event])
+    stop.click(optimize_stopped, status, status, cancels=[event], **STOP)
 
 
 def build_app(models: Path | None = None) -> gr.Blocks:

@@ -4,15 +4,21 @@ The handlers receive Gradio's raw payloads (events are wired with ``preprocess=F
 opened here by `nst_core.image_io.open_image`, with its one-line errors and the ``--max-pixels`` limit,
 instead of by Gradio (whose errors would reach the page as a bare "Error"). Each handler raises
 ``gr.Error`` with that line; the server and the other sessions carry on.
+
+Compare and Optimize run in a worker thread (`in_thread`) behind a generator: Gradio's Stop (or a closed
+tab) closes the generator, which makes the job's ``should_stop`` true, and the job ends at its next
+optimizer step, so the one-at-a-time slot is not held by a run nobody is waiting for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -21,6 +27,7 @@ from PIL import Image
 from infer.app_models import ModelCatalogue
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image
+from nst_core.log import LOG
 
 #: Longest output side the app accepts: a bound on one job's memory and time on a shared machine.
 MAX_SIDE = 2048
@@ -28,10 +35,11 @@ MAX_SIDE = 2048
 LIVE_SIDE = 384
 #: Most optimizer steps one job may ask for (the page's sliders stop lower; API callers are held to it too).
 MAX_STEPS = 2000
-#: Progress bars of compare() (tqdm) shown in the page.
-PROGRESS = gr.Progress(track_tqdm=True)
-#: Seconds between two intermediate images of an optimization shown in the page.
+#: Seconds between two intermediate images of an optimization shown in the page; also the longest a
+#: job's generator goes without yielding (Gradio can only close it, i.e. stop the job, at a yield).
 PREVIEW_EVERY = 0.5
+#: A job run by `in_thread`: called with (should_stop, report); its return value is the result.
+Work = Callable[[Callable[[], bool], Callable[[Any], None]], Any]
 
 
 @contextlib.contextmanager
@@ -124,9 +132,10 @@ class Jobs:
             return frame
 
     def compare(
-        self, image: Any, model: str, style: Any, steps: float, size: float, progress: Any = PROGRESS
-    ) -> tuple[Image.Image, Image.Image, list[list[Any]], str]:
-        """Fast vs optimizer on one image at ``steps`` iterations, scored by one metric (`infer.compare`)."""
+        self, image: Any, model: str, style: Any, steps: float, size: float
+    ) -> Iterator[tuple[Any, Any, Any, Any]]:
+        """Fast vs optimizer on one image at ``steps`` iterations, scored by one metric (`infer.compare`);
+        stopping the event stops the comparison at its next optimizer step."""
         from infer.compare import compare
 
         with user_errors():
@@ -137,18 +146,22 @@ class Jobs:
             elif entry.style is None:
                 raise gr.Error("this model's style image was not found: upload it as the style image")
             style_path = upload_path(style, "style image") if style else entry.style
-            report = compare(
-                [upload_path(image, "image")], style_path, entry.path, steps=[check_steps(steps)],
-                size=check_side(size) or 256, repeats=1, progress=progress is not None,
-            )  # fmt: skip
-        result = report.images[0]
-        fast, slow = result.fast, result.iterative[-1]
-        rows = [
-            [m.method, m.steps or "-", round(m.seconds * 1000, 1), m.loss.content, m.loss.style, m.loss.total]
-            for m in (fast, slow)
-        ]
-        notes = "".join(f"\n\n*{w}*" for w in report.warnings)
-        return fast.image, slow.image, rows, report.answer() + notes
+            args = {"steps": [check_steps(steps)], "size": check_side(size) or 256, "repeats": 1}
+
+            def work(should_stop: Callable[[], bool], report: Callable[[Any], None]) -> Any:
+                due = every(PREVIEW_EVERY)
+
+                def shown_or_stopped(done: int, total: int) -> bool:
+                    if due() or done == total:
+                        report(f"{COMPARE_RUNNING} Step {done} of {total}.")
+                    return should_stop()
+
+                paths = [upload_path(image, "image")]
+                return compare(paths, style_path, entry.path, should_stop=shown_or_stopped, progress=False, **args)
+
+            yield None, None, [], COMPARE_RUNNING
+            for done, value in in_thread(work, "nst-app-compare"):
+                yield compare_outputs(value) if done else (gr.skip(), gr.skip(), gr.skip(), value or gr.skip())
 
     def optimize(
         self, content: Any, styles: Any, steps: float, size: float, style_weight: float, keep_colors: bool
@@ -172,45 +185,110 @@ class Jobs:
             yield from _run_optimize(image, style_imgs, options)
 
 
+def compare_outputs(report: Any) -> tuple[Image.Image, Image.Image, list[list[Any]], str]:
+    """The Compare tab's outputs from an `infer.compare.CompareReport`: both images, the loss table, the answer."""
+    result = report.images[0]
+    fast, slow = result.fast, result.iterative[-1]
+    rows = [
+        [m.method, m.steps or "-", round(m.seconds * 1000, 1), m.loss.content, m.loss.style, m.loss.total]
+        for m in (fast, slow)
+    ]
+    notes = "".join(f"\n\n*{w}*" for w in report.warnings)
+    return fast.image, slow.image, rows, report.answer() + notes
+
+
+#: The Compare tab's summary while a run is on (the last run's images and losses are cleared when it starts).
+COMPARE_RUNNING = "Comparing: the fast network, then the optimizer (*Stop* cancels)."
+COMPARE_STOPPED = "**Stopped.** Nothing was compared; press Compare to run again."
+#: The Optimize tab's progress line until the first step is done (then "step N: loss ...").
+OPTIMIZE_STARTING = "starting: style targets, then the first step"
+
+
+def compare_stopped(answer: str | None) -> str | None:
+    """The Compare summary after Stop: said when a run was on (Gradio just leaves the page as it was), else as is."""
+    return COMPARE_STOPPED if answer and answer.startswith(COMPARE_RUNNING) else answer
+
+
+def optimize_stopped(status: str | None) -> str | None:
+    """The Optimize progress line after Stop: where a running optimization stopped (the image shown), else as is."""
+    if status == OPTIMIZE_STARTING:
+        return "stopped before the first step"
+    return f"stopped at {status}" if status and status.startswith("step ") else status
+
+
+def every(seconds: float) -> Callable[[], bool]:
+    """A clock for progress shown in the page: True on the first call and then once ``seconds`` have passed."""
+    last = [-math.inf]
+
+    def due() -> bool:
+        if time.perf_counter() - last[0] < seconds:
+            return False
+        last[0] = time.perf_counter()
+        return True
+
+    return due
+
+
 class _Stopped(Exception):
     """Raised in optimize()'s callback once the page has stopped listening: ends the run at the next step."""
 
 
+def in_thread(work: Work, name: str) -> Iterator[tuple[bool, Any]]:
+    """``work(should_stop, report)`` in a thread: yields (False, None) first and after each quiet
+    ``PREVIEW_EVERY`` s, (False, update) per report, then (True, result); re-raises its error. Closing this
+    generator (the page's Stop) makes ``should_stop()`` true. The thread runs in a copy of the caller's context
+    (where gr.Warning finds its page)."""
+    updates: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            updates.put(("done", work(stop.is_set, lambda update: updates.put(("update", update)))))
+        except BaseException as e:  # handed to the generator, which raises it in the request's thread
+            if stop.is_set():
+                LOG.info(f"{name}: stopped ({type(e).__name__}: {e})")
+            updates.put(("error", e))
+
+    # Gradio keeps a generator where Stop can close it only once it has yielded: a Stop before that would
+    # leave a started thread running on, so the thread starts after a first, empty yield.
+    yield False, None
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                kind, value = updates.get(timeout=PREVIEW_EVERY)
+            except queue.Empty:
+                yield False, None  # a point where Gradio can close us
+                continue
+            if kind == "error":
+                raise value
+            yield kind == "done", value
+            if kind == "done":
+                return
+    finally:
+        stop.set()  # the page stopped or left: the job ends at its next step
+
+
 def _run_optimize(content: Image.Image, styles: list[Image.Image], options: dict[str, Any]) -> Iterator[Any]:
-    """optimize() in a thread; its callback hands images over a queue, at most one every ``PREVIEW_EVERY`` s."""
+    """optimize() in a thread; its callback hands images over, at most one every ``PREVIEW_EVERY`` s."""
     from nst_core.image_io import tensor_to_pil
     from nst_core.optimize import optimize
 
-    updates: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    last = [0.0]
+    def work(should_stop: Callable[[], bool], report: Callable[[Any], None]) -> Any:
+        due = every(PREVIEW_EVERY)
 
-    def callback(step: int, seconds: float, image: Any, values: dict[str, float]) -> None:
-        if stop.is_set():
-            raise _Stopped
-        if time.perf_counter() - last[0] >= PREVIEW_EVERY or step == options["steps"]:
-            last[0] = time.perf_counter()
-            updates.put((tensor_to_pil(image.detach().cpu()), f"step {step}: loss {values.get('total', 0):.4g}"))
+        def callback(step: int, seconds: float, image: Any, values: dict[str, float]) -> None:
+            if should_stop():
+                raise _Stopped
+            if due() or step == options["steps"]:
+                report((tensor_to_pil(image.detach().cpu()), f"step {step}: loss {values.get('total', 0):.4g}"))
 
-    def work() -> None:
-        try:
-            result = optimize(content, styles, callback=callback, **options)
-            updates.put(("done", result))
-        except BaseException as e:  # handed to the generator, which raises it in the request's thread
-            updates.put(("error", e))
+        return optimize(content, styles, callback=callback, **options)
 
-    threading.Thread(target=work, name="nst-app-optimize", daemon=True).start()
-    try:
-        while True:
-            first, second = updates.get()
-            if isinstance(first, str) and first == "done":
-                yield (
-                    second.image,
-                    f"done: {second.steps} steps in {second.seconds:.1f} s, loss {second.loss['total']:.4g}",
-                )
-                return
-            if isinstance(first, str) and first == "error":
-                raise second
-            yield first, second
-    finally:
-        stop.set()  # the page stopped or left: the optimizer ends at its next step
+    yield None, OPTIMIZE_STARTING
+    for done, value in in_thread(work, "nst-app-optimize"):
+        if done:
+            yield value.image, f"done: {value.steps} steps in {value.seconds:.1f} s, loss {value.loss['total']:.4g}"
+        else:
+            yield value if value is not None else (gr.skip(), gr.skip())

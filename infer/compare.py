@@ -12,6 +12,10 @@ largest step count; the image after every step is scored (the loss curve), and k
 requested count, so "300 steps" is the 300-step point of that run, the image `nst optimize --steps
 300` writes. Steps count VGG evaluations as in `nst optimize`: step 1 scores the starting image.
 
+A caller can follow and end a run (the web app's progress bar and Stop): ``should_stop(done, total)`` is
+asked at every step (each image's fast pass, then each optimizer step), and once it says yes `compare`
+raises `Stopped` within one step instead of running on.
+
 Times are per image, model load and warm-up reported apart: the fast time is the median of a few
 inferences after one warm-up call; the iterative time is the optimizer's own clock (style Grams,
 content targets and the steps, not the VGG load, a one-step warm-up run, or the scoring).
@@ -27,7 +31,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -52,9 +56,33 @@ from nst_core.losses import LossWeights, PerceptualLoss
 from nst_core.machine import machine_info
 from nst_core.optimize import OptimizeConfig, optimize, resolve_device
 
-__all__ = ["DEFAULT_STEPS", "CompareConfig", "CompareReport", "compare", "parse_steps", "write_report"]
+__all__ = ["DEFAULT_STEPS", "CompareConfig", "CompareReport", "Stopped", "compare", "parse_steps", "write_report"]
 
 Targets = dict[str, torch.Tensor]
+#: Asked with (steps done, steps in all) at every step and before each image; True ends the run (`Stopped`).
+ShouldStop = Callable[[int, int], bool]
+
+
+class Stopped(NSTError):
+    """The caller's ``should_stop`` said yes: the comparison ended early on request, not on bad input."""
+
+
+@dataclass
+class _Steps:
+    """The run's step count (each image's fast pass and optimizer steps): the tqdm bar, and the caller's
+    ``should_stop``, told how far the run is at every step (the app shows it; Gradio's tqdm tracking would
+    also count the inner optimize runs' bars) and able to end it there."""
+
+    bar: tqdm
+    should_stop: ShouldStop | None = None
+    done: int = 0
+
+    def advance(self, n: int, where: str) -> None:
+        """Count ``n`` steps, then raise `Stopped`, saying ``where``, if the caller asks to stop."""
+        self.bar.update(n)
+        self.done += n
+        if self.should_stop is not None and self.should_stop(self.done, int(self.bar.total)):
+            raise Stopped(f"compare stopped on request {where}")
 
 
 class Metric:
@@ -107,7 +135,7 @@ class _Recorder:
     metric: Metric
     targets: Targets
     wanted: set[int]
-    bar: tqdm
+    steps: _Steps
     curve: list[tuple[int, float, float, float]] = field(default_factory=list)  # step, seconds, metric, objective
     snaps: dict[int, tuple[float, Scores, Image.Image]] = field(default_factory=dict)
 
@@ -117,14 +145,22 @@ class _Recorder:
         self.curve.append((step, seconds, scores.total, values["total"]))
         if step in self.wanted:
             self.snaps[step] = (seconds, scores, tensor_to_pil(q))
-        self.bar.update(1)
+        self.steps.advance(1, f"at optimizer step {step} of {max(self.wanted)}")
 
 
 class _Runner:
     """Both methods on one content image after another; the model, the metric and the settings stay fixed."""
 
-    def __init__(self, net: FastModel, metric: Metric, style: Image.Image, cfg: CompareConfig, bar: tqdm) -> None:
-        self.net, self.metric, self.style, self.cfg, self.bar = net, metric, style, cfg, bar
+    def __init__(
+        self,
+        net: FastModel,
+        metric: Metric,
+        style: Image.Image,
+        cfg: CompareConfig,
+        steps: _Steps,
+    ) -> None:
+        self.net, self.metric, self.style, self.cfg, self.steps = net, metric, style, cfg, steps
+        self.bar = steps.bar
         self.optimize_config = OptimizeConfig(
             size=cfg.size,
             steps=cfg.max_steps,
@@ -138,10 +174,11 @@ class _Runner:
 
     def image(self, source: str | os.PathLike, content: Image.Image) -> ImageComparison:
         name = display_name(source)
+        self.steps.advance(0, f"before {name}")
         targets = self.metric.targets(content)
         self.bar.set_postfix_str(f"{name}: fast", refresh=False)
         fast, fast_warmup = self.fast(name, content, targets)
-        self.bar.update(1)
+        self.steps.advance(1, f"after {name}'s fast pass")
         self.bar.set_postfix_str(f"{name}: iterative", refresh=False)
         iterative, curve, iter_warmup, ran = self.iterative(name, content, targets)
         return ImageComparison(
@@ -184,7 +221,7 @@ class _Runner:
         optimize(content, self.style, self.optimize_config, loss_fn=self.metric.loss_fn, steps=1)
         warmup = time.perf_counter() - t0
         steps = self.cfg.steps
-        record = _Recorder(self.metric, targets, set(steps), self.bar)
+        record = _Recorder(self.metric, targets, set(steps), self.steps)
         res = optimize(content, self.style, self.optimize_config, callback=record, loss_fn=self.metric.loss_fn)
         results = []
         for k in steps:
@@ -195,7 +232,7 @@ class _Runner:
             results.append(MethodResult("iterative", k, secs, scores, img))
         if res.steps < steps[-1]:
             self.warnings.append(f"{name}: L-BFGS converged after {res.steps} steps; later columns repeat that image")
-            self.bar.update(steps[-1] - res.steps)
+            self.steps.advance(steps[-1] - res.steps, f"after {name}")
         return results, record.curve, warmup, res.steps
 
 
@@ -232,6 +269,8 @@ def compare(
     style: str | os.PathLike,
     model: str | os.PathLike,
     config: CompareConfig | None = None,
+    *,
+    should_stop: ShouldStop | None = None,
     **overrides: object,
 ) -> CompareReport:
     """Run the fast model and the iterative optimizer on ``contents``; score and time both.
@@ -239,7 +278,8 @@ def compare(
     ``model``: an ``.onnx`` file (run with onnxruntime via `infer.stylize.Stylizer`), or a
     ``.safetensors`` network / checkpoint / run folder (run with PyTorch). ``config`` fields can also be
     given as keyword arguments (``compare(c, s, m, steps=[50, 100], size=256, metric="model")``).
-    Raises NSTError on bad input before any time is spent.
+    Raises NSTError on bad input before any time is spent, and `Stopped` (an NSTError) within one
+    optimizer step of ``should_stop(done, total)`` returning True.
     """
     cfg = replace(config, **overrides) if config else CompareConfig(**overrides)  # type: ignore[arg-type]
     if not contents:
@@ -256,7 +296,7 @@ def compare(
 
     total = len(resized) * (cfg.max_steps + 1)
     with tqdm(total=total, desc="compare", unit="step", disable=not cfg.progress, dynamic_ncols=True) as bar:
-        runner = _Runner(net, metric, style_img, cfg, bar)
+        runner = _Runner(net, metric, style_img, cfg, _Steps(bar, should_stop))
         results = [runner.image(src, img) for src, img in zip(contents, resized)]
     return CompareReport(
         style=str(style),

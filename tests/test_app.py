@@ -8,9 +8,12 @@ through playwright (no browser download) and skips, saying why, when either is m
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -144,6 +147,49 @@ def test_compare_returns_both_images_and_their_losses(client, image: Path) -> No
     assert "fast network" in answer
 
 
+def wait_for(condition, seconds: float) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass; whether it held."""
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def compare_running() -> bool:
+    return any(t.name == "nst-app-compare" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_cancelled_compare_stops_its_optimizer_and_frees_the_slot(client, image: Path) -> None:
+    """2000 steps take minutes here; cancelled, the worker ends within a step and the next long job runs."""
+    job = client.submit(gradio_client.handle_file(image), "tiny.onnx", None, 2000, 64, api_name="/compare")
+    assert wait_for(compare_running, 60), "the compare never started"
+    time.sleep(1)  # well into the optimizer's steps
+    job.cancel()
+    assert wait_for(lambda: not compare_running(), 20), "the compare ran on after its cancel"
+    style = gradio_client.handle_file(skimage_photo("coffee.png"))
+    follow = client.submit(gradio_client.handle_file(image), [style], 2, 64, 100, False, api_name="/optimize")
+    _, status = follow.result(timeout=60)  # the one long-job slot is free
+    assert status.startswith("done: 2 steps")
+
+
+def test_stop_says_where_a_running_job_stopped_and_leaves_a_finished_one_alone() -> None:
+    from infer.app_jobs import (
+        COMPARE_RUNNING,
+        COMPARE_STOPPED,
+        OPTIMIZE_STARTING,
+        compare_stopped,
+        optimize_stopped,
+    )
+
+    assert compare_stopped(COMPARE_RUNNING) == COMPARE_STOPPED
+    assert compare_stopped("At 64 px the iterative method ...") == "At 64 px the iterative method ..."
+    assert optimize_stopped("step 12: loss 3e+05") == "stopped at step 12: loss 3e+05"
+    assert optimize_stopped(OPTIMIZE_STARTING) == "stopped before the first step"
+    assert optimize_stopped("done: 3 steps in 1.0 s, loss 2e+05").startswith("done: 3 steps")
+
+
 def test_optimize_streams_images_as_it_improves(client, image: Path) -> None:
     style = gradio_client.handle_file(skimage_photo("coffee.png"))
     job = client.submit(gradio_client.handle_file(image), [style], 3, 64, 100, False, api_name="/optimize")
@@ -161,24 +207,84 @@ def test_no_models_still_starts_and_says_how_to_get_one() -> None:
     assert "nst train" in NO_MODEL_HELP and "nst export" in NO_MODEL_HELP
 
 
-def test_in_a_real_browser_a_photo_is_stylized(server: str, image: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium through playwright; the test skips, saying why, when either is missing."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [app] extra")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 820})
-        page.goto(server)
-        page.locator("#stylize-photo input[type=file]").set_input_files(str(photo(tmp_path, size=256)))
-        page.locator("#stylize-photo img").wait_for(timeout=20_000)  # the upload is shown
-        page.locator("#stylize-button").click()  # the first model in the list is the broken one
-        page.get_by_text("not an ONNX model").first.wait_for(timeout=20_000)  # said in the page
-        page.locator("#stylize-model input").click()
-        page.get_by_role("option", name="tiny.onnx").click()
-        page.locator("#stylize-button").click()
-        page.locator("#stylized img").wait_for(timeout=30_000)
-        assert " ms" in page.locator("#stylize-time textarea").input_value()
-        shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "app.png")
-        page.screenshot(path=str(shot), full_page=True)
+        yield browser
         browser.close()
+
+
+def open_page(browser, server: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 820})
+    page.goto(server)
+    return page
+
+
+def upload(page, elem_id: str, path: Path) -> None:
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+    page.locator(f"#{elem_id} img").wait_for(timeout=20_000)  # the upload is shown
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def set_number(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_in_a_real_browser_a_photo_is_stylized(browser, server: str, tmp_path: Path) -> None:
+    page = open_page(browser, server)
+    upload(page, "stylize-photo", photo(tmp_path, size=256))
+    page.locator("#stylize-button").click()  # the first model in the list is the broken one
+    page.get_by_text("not an ONNX model").first.wait_for(timeout=20_000)  # said in the page
+    choose(page, "stylize-model", "tiny.onnx")
+    page.locator("#stylize-button").click()
+    page.locator("#stylized img").wait_for(timeout=30_000)
+    assert " ms" in page.locator("#stylize-time textarea").input_value()
+    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "app.png")
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
     assert Image.open(shot).size[0] == 1280
+
+
+def test_in_a_real_browser_a_compare_shows_both_results_and_stop_clears_them(browser, server: str, image: Path) -> None:
+    page = open_page(browser, server)
+    page.get_by_role("tab", name="Compare").click()
+    upload(page, "compare-photo", image)
+    choose(page, "compare-model", "tiny.onnx")
+    set_number(page, "compare-steps", 2)
+    set_number(page, "compare-size", 64)
+    page.locator("#compare-button").click()
+    for output in ("#compare-fast img", "#compare-slow img"):
+        page.locator(output).wait_for(timeout=60_000)
+    table = page.locator("#compare-losses").inner_text()
+    assert "fast" in table and "iterative" in table
+    assert "fast network" in page.locator("#compare-answer").inner_text()
+    page.locator("#compare-stop").click()  # nothing running: the results stay
+    page.wait_for_timeout(500)
+    assert "fast network" in page.locator("#compare-answer").inner_text()
+    set_number(page, "compare-steps", 500)  # minutes here: Stop must end it and say so
+    page.locator("#compare-button").click()
+    assert wait_for(compare_running, 30), "the compare never started"
+    shown = re.compile(r"Step (\d+) of 501")  # the fast pass, then one per optimizer step
+
+    def progress_counts() -> bool:
+        match = shown.search(page.locator("#compare-answer").inner_text())
+        return bool(match) and int(match[1]) >= 3
+
+    assert wait_for(progress_counts, 30), page.locator("#compare-answer").inner_text()
+    page.locator("#compare-stop").click()
+    page.get_by_text("Stopped.").wait_for(timeout=10_000)
+    assert page.locator("#compare-fast img").count() == page.locator("#compare-slow img").count() == 0
+    assert "iterative" not in page.locator("#compare-losses").inner_text()  # the last run's losses are gone
+    assert wait_for(lambda: not compare_running(), 20), "the compare ran on after Stop"
+    page.close()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from infer.compare import Metric, compare, metric_spec, write_report
+from infer.compare import Metric, Stopped, compare, metric_spec, write_report
 from infer.compare_cli import config_from_args
 from infer.compare_config import MODEL_METRIC, CompareConfig, parse_steps
 from infer.compare_model import FastModel, OnnxModel, TorchModel, load_fast_model
@@ -197,6 +197,24 @@ def test_python_api_with_a_pytorch_network_and_a_foreign_style(trained: Path, tm
     saved = json.loads(written["json"].read_text())
     assert saved["metric"]["loss"] == rep.metric.loss.to_dict()
     assert saved["model_info"]["trained_with"] == rep.metric.trained_with.to_dict()
+
+
+def test_should_stop_ends_the_run_within_one_step(onnx_model: Path) -> None:
+    """The web app's Stop: once ``should_stop`` says yes, compare raises Stopped at that step, not 50 steps on."""
+    asked: list[tuple[int, int]] = []
+
+    def after_step_3(done: int, total: int) -> bool:
+        asked.append((done, total))
+        return done == 4  # the fast pass, then optimizer steps 1, 2, 3
+
+    with pytest.raises(Stopped, match=r"stopped on request at optimizer step 3 of 50"):
+        compare(
+            [skimage_photo("astronaut.png")], "skimage:coffee", onnx_model, steps=[50], size=32, repeats=1,
+            progress=False, should_stop=after_step_3,
+        )  # fmt: skip
+    assert asked == [(0, 51), (1, 51), (2, 51), (3, 51), (4, 51)]  # told how far the run is at every step
+    with pytest.raises(Stopped, match="before astronaut"):
+        compare([skimage_photo("astronaut.png")], "skimage:coffee", onnx_model, size=32, should_stop=lambda *_: True)
 
 
 def test_style_target_keeps_the_shorter_side_vgg_needs() -> None:
