@@ -108,6 +108,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, photo_dir
 
     with pytest.raises(KeyboardInterrupt):
         run_training(cut, on_step=crash)
+    first = torch.load(Path(cut.output) / "checkpoints" / "step-000000005" / TRAINING_STATE, weights_only=True)
+    assert first["seconds"] > 0  # the training time is saved with the checkpoint ...
     assert len(ended) == 2  # the interrupted run still closed its trackers (try/finally)
     assert not (Path(cut.output) / "network.safetensors").exists()
     resumed = run_training(cut, resume="latest")
@@ -118,6 +120,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, photo_dir
     assert worst <= RESUME_ATOL, worst
     state = torch.load(Path(cut.output) / "checkpoints" / "step-000000012" / TRAINING_STATE, weights_only=True)
     assert state["position"] == 12 * 2  # data position: 12 steps of batch 2
+    assert state["seconds"] == resumed.seconds > first["seconds"]  # ... and carried on by the resumed run
 
 
 def test_corrupt_files_are_skipped_and_reported_on_stderr(tmp_path, photo_dir, style_path, capsys):

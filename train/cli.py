@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         summary |= {
             "losses": result.history[-1][1] if result.history else {},
             "mixed_precision": result.mixed_precision,
+            "seconds": round(result.seconds, 1),
         }
         summary |= {"data_files": result.data_files, "skipped": result.skipped, "skipped_files": result.skipped_files}
         print(json.dumps(summary))

@@ -21,6 +21,7 @@ class TrainingState:
     skipped: int = 0  # decode failures (events, all processes, whole run)
     skipped_files: list[str] = field(default_factory=list)  # their file names, first seen first
     stream_positions: list[int] = field(default_factory=list)  # streaming: each process's own stream position
+    seconds: float = 0.0  # wall-clock time of the training loop, all sessions of the run (for model cards)
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, loss terms) at log steps
 
     def note_skipped(self, names: list[str]) -> list[str]:
@@ -37,6 +38,7 @@ class TrainingState:
             "skipped": self.skipped,
             "skipped_files": list(self.skipped_files),
             "stream_positions": list(self.stream_positions),
+            "seconds": self.seconds,
         }
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
@@ -45,3 +47,4 @@ class TrainingState:
         self.skipped = int(d.get("skipped", 0))
         self.skipped_files = [str(n) for n in d.get("skipped_files", [])]
         self.stream_positions = [int(p) for p in d.get("stream_positions", [])]
+        self.seconds = float(d.get("seconds", 0.0))

@@ -50,6 +50,7 @@ class TrainResult:
     network: Path | None = None
     data_files: int | None = None  # image files in the data (None: a stream of unknown length)
     mixed_precision: str = "no"  # the precision actually used (the config's, else accelerate's)
+    seconds: float = 0.0  # wall-clock time of the training loop, all sessions of the run
 
 
 def build_loss(cfg: TrainConfig, style: torch.Tensor, device: torch.device) -> PerceptualLoss:
@@ -234,9 +235,12 @@ class Trainer:
         loader = make_loader(self.cfg, self.inputs.source, start, self.rank, self.world, cuda)
         show = self.main and self.progress
         bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not show, unit="step", dynamic_ncols=True)
+        last = time.perf_counter()
         with bar:
             for images, positions, bad in loader:
                 terms = self.train_step(images, positions, bad)
+                now = time.perf_counter()
+                self.state.seconds, last = self.state.seconds + now - last, now
                 if terms is None:  # accumulating gradients
                     continue
                 bar.update(1)
@@ -332,7 +336,9 @@ class Trainer:
             used = f"; trained on the other {total - n} of {total} image files" if total else ""
             self.warn(f"skipped {s.skipped} unreadable image(s) ({n} file(s)): {names}{used}")
         files, precision = self.inputs.source.length, str(self.cfg.mixed_precision)
-        return TrainResult(self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network, files, precision)
+        return TrainResult(
+            self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network, files, precision, s.seconds
+        )
 
 
 def _forget_accelerator_state() -> None:
