@@ -198,9 +198,12 @@ def test_optimize_streams_images_as_it_improves(client, image: Path) -> None:
     assert status.startswith("done: 3 steps")
 
 
-def test_no_models_still_starts_and_says_how_to_get_one() -> None:
+def test_no_models_still_starts_and_says_how_to_get_one(tmp_path: Path, monkeypatch) -> None:
     from infer.app import build_app
     from infer.app_models import NO_MODEL_HELP
+    from infer.shipped import MODELS_ENV
+
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))  # an installation without shipped models
 
     demo = build_app(None)
     assert NO_MODEL_HELP in str(demo.config)
