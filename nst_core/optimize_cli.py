@@ -31,8 +31,8 @@ LEARNING_RATE = number(float, 0, 1, low_open=True)
 HELP = "stylize one image by optimising its pixels (Gatys et al.)"
 DESCRIPTION = "Iterative neural style transfer: minimise content + style (+ TV) loss over the pixels."
 EXAMPLES = (
-    "nst optimize skimage:chelsea --style skimage:hubble_deep_field -o chelsea_hubble.png --size 256 --steps 100 "
-    "--scales 2",
+    "nst optimize skimage:astronaut --style starry_night -o astronaut_starry_night_optimized.png --size 256 "
+    "--steps 100 --scales 2",
     "nst optimize tubingen.jpg --style starry_night.jpg -o out.png --size 512 --scales 2 --steps 150",
     "nst optimize photo.jpg -s a.jpg -s b.jpg --style-blend 0.7,0.3 --preserve-color -o out.png",
 )
