@@ -208,3 +208,15 @@ def test_each_shipped_model_stylizes_and_has_its_card(model: Path) -> None:
     assert meta[shipped.NAME_KEY] == model.stem and shipped.TRAINING_KEY in meta
     assert (REPO / "docs" / "models" / f"{model.stem}.md").is_file()
     assert (REPO / "docs" / "models" / f"{model.stem}.jpg").is_file()
+
+
+def test_four_styles_ship_each_a_built_in_painting_with_its_figures() -> None:
+    """Issue 15's floor: at least four shipped styles, each a built-in painting, each with compare figures."""
+    from nst_core.builtin_styles import BUILTIN_STYLES
+
+    files = shipped.model_files(shipped.PACKAGE_MODELS)
+    assert len(files) >= 4
+    for model in files:
+        meta = shipped.read_metadata(model)
+        assert meta["nst.style"] in BUILTIN_STYLES, model
+        assert {"256", "512"} <= set(json.loads(meta["nst.compare"])), model
