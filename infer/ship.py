@@ -31,13 +31,14 @@ import yaml
 
 from infer import shipped
 from infer.onnx_format import config_summary
+from nst_core.builtin_styles import STYLES_DIR, builtin_style_path
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
+from nst_core.image_io import display_name
 from nst_core.loss_weights import loss_section
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS_DIR = REPO / "docs" / "models"
-STYLES_DIR = REPO / "nst_core" / "styles"
 SAMPLE_PHOTOS = ("skimage:chelsea", "skimage:coffee")
 SAMPLE_SIZE = 384
 #: Ship fp16 only when the fp32 file would be larger than this (docs/models/README.md: the measurements).
@@ -113,8 +114,7 @@ def read_stage(raw: Any, where: str, hardware: str, run: Mapping[str, Any]) -> S
 
 def style_name(config: Mapping[str, Any]) -> str:
     """The style a run was trained on: a built-in name as it is, a file by its stem."""
-    style = str(config.get("style") or "-")
-    return Path(style).stem if ("/" in style or "." in style) else style
+    return display_name(str(config.get("style") or "-"))
 
 
 def default_how(facts: Facts, variant: str) -> str:
@@ -171,8 +171,8 @@ def network_meta(run: Path) -> dict[str, str]:
 
 def style_file(style: str, config: Mapping[str, Any]) -> str:
     """The style image's file: the built-in one when it ships, else the name the run's config gives."""
-    builtin = STYLES_DIR / f"{style}.jpg"
-    return str(builtin.relative_to(REPO)) if builtin.is_file() else Path(str(config.get("style", style))).name
+    builtin = builtin_style_path(style)
+    return str(builtin.relative_to(REPO)) if builtin else Path(str(config.get("style", style))).name
 
 
 def _cells(line: str) -> list[str]:
