@@ -7,8 +7,8 @@
   and sub-folders are kept; an unreadable file is reported and skipped, the rest still done, and the
   exit status is 1 at the end; files that are neither images (what Pillow reads) nor videos are skipped
   and named on stderr;
-* videos (``.mp4``, ``.mov``, ``.mkv``, ``.webm`` ...) are stylized frame by frame (``pip install
-  'nst-toolkit[video]'``), ``--smooth`` against flicker;
+* videos (``.mp4``, ``.mov``, ``.mkv``, ``.webm`` ...) are stylized frame by frame, their sound kept (``pip
+  install 'nst-toolkit[video]'``, PyAV), ``--smooth`` against flicker;
 * ``--model`` is an ``.onnx`` file from `nst export`, a shipped model's name (`infer.shipped`), or a trained
   network (run folder, checkpoint folder, ``.safetensors``) exported in memory for this run.
 
@@ -109,7 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format", choices=FORMATS, help="output image format for folders and stdout (default: the input's, else png)"
     )
-    p.add_argument("--quality", type=quality, default=95, help="JPEG/WebP quality (videos: quality/10)")
+    p.add_argument(
+        "--quality", type=quality, default=95, help="JPEG/WebP quality; videos: x264/VP9 CRF (100 - Q) x 0.51, 95 -> 3"
+    )
     p.add_argument("--info", action="store_true", help="print the model's metadata, inputs and provider, then exit")
     add_max_pixels_option(p)
     add_report_options(p, "print one JSON object on stdout: outputs, per-image ms, errors, skipped files, provider")

@@ -65,6 +65,12 @@ def summary(outcomes: list[Outcome], plan: Plan, stylizer: Stylizer, total_s: fl
     }
 
 
+def video_note(o: Outcome) -> str:
+    """``12 frames, 40 ms/frame = 25.0 frames/s, sound: aac (copied)``: a video's line in the summary."""
+    rate, sound = o.extra.get("frames_per_second", 0), o.extra.get("audio") or "none"
+    return f"{o.frames} frames, {o.ms:.0f} ms/frame = {rate:.1f} frames/s, sound: {sound}"
+
+
 def print_summary(
     outcomes: list[Outcome], plan: Plan, stylizer: Stylizer, args: argparse.Namespace, total_s: float
 ) -> None:
@@ -78,7 +84,7 @@ def print_summary(
         )
     elif done and done[0].size is not None:
         o, (w, h) = done[0], done[0].size
-        what = f"{o.frames} frames, {o.ms:.0f} ms/frame" if o.frames is not None else f"{o.ms:.0f} ms"
+        what = video_note(o) if o.frames is not None else f"{o.ms:.0f} ms"
         tiles = f", {o.tiles} tiles" if o.tiles > 1 else ""
         LOG.info(f"saved {o.output} ({w}x{h}, {what}{tiles}, {stylizer.provider})")
 

@@ -76,7 +76,7 @@ def run_image(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome
 
 
 def run_video(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome:
-    """Stylize a video frame by frame (`infer.video.stylize_video`)."""
+    """Stylize a video frame by frame, its sound kept (`infer.video.stylize_video`)."""
     from infer.video import stylize_video
 
     assert job.dest is not None
@@ -99,7 +99,12 @@ def run_video(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome
         round(res.ms_per_frame, 2),
         res.size,
         frames=res.frames,
-        extra={"fps": res.fps, "seconds": round(res.seconds, 3)},
+        extra={
+            "fps": res.fps,
+            "frames_per_second": round(res.frames_per_second, 2),
+            "seconds": round(res.seconds, 3),
+            "audio": res.audio,
+        },
     )
 
 

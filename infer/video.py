@@ -1,34 +1,42 @@
-"""Video files, frame by frame, through a `Stylizer` (optional extra: ``pip install 'nst-toolkit[video]'``).
+"""Video files through a `Stylizer`, sound kept (optional extra: ``pip install 'nst-toolkit[video]'``, PyAV).
 
-Reading and writing go through imageio's ffmpeg plugin (imageio + imageio-ffmpeg, which bundles an
-ffmpeg binary). Audio is not copied. The output is written to a temporary file beside the target and
-renamed at the end, so an interrupted run leaves no half-written video; ffmpeg's own messages are
-caught, and a failed write (a full disk ...) is one line naming the output.
+PyAV (FFmpeg's libraries, bundled in its wheel) reads and writes: the picture is decoded frame by frame,
+turned upright (phone videos carry a rotation), stylized and encoded (libx264 yuv420p unless the
+extension asks for another codec, `CODECS`). The sound is copied packet for packet when the output
+container accepts its codec (AAC into .mp4, ...), else re-encoded to the container's own default (Opus
+for .webm, MP2 for .mpg ...). Timestamps come from the input, so picture and sound stay in step.
+
+The output is written to a temporary file beside the target and renamed at the end, so an interrupted
+run leaves no half-written video; a file that does not decode, or a failed write (a full disk ...), is
+one line naming the file. `VideoWriter` is shared with `nst live` (`infer.live`).
+
+Frames go through the network one at a time: on a 2-core CPU, batches of 2 or 4 frames were no faster
+per frame (onnxruntime already uses every core for one frame; benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
+import io
 import os
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nst_core.errors import NSTError
+from nst_core.errors import NSTError, first_line
 from nst_core.files import atomic_path
 
 if TYPE_CHECKING:
     from infer.stylize import Stylizer
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
-#: ffmpeg encoder per output extension (default libx264, yuv420p: plays everywhere).
+#: Video encoder per output extension (default libx264, yuv420p: plays everywhere).
 CODECS = {
     ".webm": "libvpx-vp9",
     ".avi": "mpeg4",
@@ -37,7 +45,9 @@ CODECS = {
     ".wmv": "wmv2",
     ".flv": "flv",
 }
-INSTALL_HINT = "pip install 'nst-toolkit[video]' (imageio and imageio-ffmpeg)"
+INSTALL_HINT = "pip install 'nst-toolkit[video]' (PyAV)"
+DEFAULT_FPS = 25
+FF_QP2LAMBDA = 118  # FFmpeg's quantizer -> lambda factor, for the encoders without a CRF
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -45,43 +55,36 @@ def is_video(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTS
 
 
-def _imageio() -> Any:
+def _av() -> Any:
     try:
-        import imageio.v2 as iio
-        import imageio_ffmpeg  # noqa: F401 - the ffmpeg binary imageio's plugin runs
+        import av
     except ImportError:
-        raise NSTError(f"video files need the optional video dependencies: {INSTALL_HINT}") from None
-    return iio
+        raise NSTError(f"video files need the optional video dependency: {INSTALL_HINT}") from None
+    return av
 
 
 def check_video_support() -> None:
     """NSTError with the install line when the video extra is missing."""
-    _imageio()
+    _av()
 
 
 @dataclass
 class VideoResult:
     path: Path
     frames: int
-    fps: float
+    fps: float  # the video's frame rate (kept in the output)
     size: tuple[int, int]  # (width, height) of the output
-    seconds: float  # stylizing + encoding, whole video
+    seconds: float  # decoding, stylizing and encoding, whole video
+    audio: str | None = None  # "aac (copied)", "opus (re-encoded from aac)", None: the input has no sound
 
     @property
     def ms_per_frame(self) -> float:
         return 1000.0 * self.seconds / max(1, self.frames)
 
-
-def _frames(reader: Any, name: str) -> Iterator[np.ndarray]:
-    it = iter(reader)
-    while True:
-        try:
-            frame = next(it)
-        except StopIteration:
-            return
-        except (OSError, RuntimeError, ValueError) as e:
-            raise NSTError(f"{name}: cannot decode video frame ({str(e).strip().splitlines()[0][:200]})") from None
-        yield np.asarray(frame)
+    @property
+    def frames_per_second(self) -> float:
+        """Frames stylized per second of wall time (compare with `fps` for real time)."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -92,92 +95,226 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def _open_reader(iio: Any, src: Path) -> tuple[Any, float, int | None]:
-    """(reader, frames per second, frame count if known), or one NSTError line."""
-    if not src.is_file():
-        raise NSTError(f"{src}: no such file")
+def _upright(frame: Any) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB, turned as its display matrix says (FFmpeg's autorotate)."""
+    arr = frame.to_ndarray(format="rgb24")
+    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4  # counterclockwise quarter turns
+    return np.ascontiguousarray(np.rot90(arr, turns)) if turns else arr
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+class VideoSource:
+    """An input video: its frames (upright RGB arrays) in order, and its audio packets handed to a sink on the way.
+
+    ``times`` holds the presentation time (seconds from the start) of every frame yielded and not yet
+    claimed, so a consumer that reads ahead (a stylizer) still pairs each output with its time.
+    """
+
+    def __init__(self, src: str | os.PathLike) -> None:
+        av = _av()
+        self.src = Path(src)
+        if not self.src.is_file():
+            raise NSTError(f"{self.src}: no such file")
+        try:
+            self.container = av.open(str(self.src))
+        except (av.FFmpegError, OSError) as e:
+            raise NSTError(f"{self.src}: cannot read video ({first_line(e)})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise NSTError(f"{self.src}: no video stream in this file")
+        self.video = self.container.streams.video[0]
+        self.video.thread_type = "AUTO"  # frame and slice threads in the decoder
+        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        rate = self.video.average_rate or self.video.guessed_rate or DEFAULT_FPS
+        self.rate = Fraction(rate).limit_denominator(65535)  # MPEG-4 allows no larger time-base denominator
+        self.total: int | None = self.video.frames or None
+        starts = [s.start_time * s.time_base for s in (self.video, self.audio) if s is not None and s.start_time]
+        self.start = float(min(starts)) if starts else 0.0  # output timestamps begin at 0
+        self.times: deque[float] = deque()
+
+    @property
+    def fps(self) -> float:
+        return float(self.rate)
+
+    def frames(self, on_audio: Callable[[Any], None] | None = None) -> Iterator[np.ndarray]:
+        """Every video frame; audio packets (timestamps moved to start at 0) go to ``on_audio`` as they come."""
+        av = _av()
+        streams = [self.video] + ([self.audio] if self.audio is not None and on_audio else [])
+        index = 0
+        try:
+            for packet in self.container.demux(streams):
+                if packet.stream is self.audio:
+                    assert on_audio is not None
+                    on_audio(self._shifted(packet))
+                    continue
+                for frame in packet.decode():
+                    t = frame.time if frame.time is not None else index / self.fps
+                    self.times.append(float(t) - self.start)
+                    index += 1
+                    yield _upright(frame)
+        except (av.FFmpegError, OSError) as e:
+            raise NSTError(f"{self.src}: cannot decode video ({first_line(e)})") from None
+
+    def _shifted(self, packet: Any) -> Any:
+        """``packet`` with its timestamps moved by the input's start time (their time base's units)."""
+        if self.start and packet.time_base:
+            offset = round(self.start / packet.time_base)
+            if packet.pts is not None:
+                packet.pts -= offset
+            if packet.dts is not None:
+                packet.dts -= offset
+        return packet
+
+    def close(self) -> None:
+        self.container.close()
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def _set_quality(cc: Any, codec: str, quality: int) -> None:
+    """--quality 1..100 on the encoder's own scale: x264/VP9 constant quality (95 -> CRF 3), else a quantizer."""
+    loss = (100 - quality) / 100
+    if codec == "libx264":
+        cc.options = {"crf": str(round(51 * loss))}
+    elif codec == "libvpx-vp9":
+        cc.bit_rate = 0
+        cc.options = {"crf": str(round(63 * loss)), "row-mt": "1"}
+    else:
+        cc.qscale = True
+        cc.global_quality = (1 + round(30 * loss)) * FF_QP2LAMBDA
+
+
+def _copy_accepted(container: Any, audio: Any) -> bool:
+    """Whether ``container``'s format takes ``audio``'s packets as they are: a trial header written in memory."""
+    av = _av()
     try:
-        reader = iio.get_reader(str(src), format="FFMPEG")
-        meta = reader.get_meta_data()
-    except Exception as e:  # imageio/ffmpeg raise OSError, RuntimeError, IndexError ... on unreadable files
-        raise NSTError(
-            f"{src}: cannot read video ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})"
-        ) from None
-    total = meta.get("nframes")
-    known = isinstance(total, int | float) and total not in (float("inf"),) and total > 0
-    return reader, float(meta.get("fps") or 25.0), int(total) if known else None
+        with av.open(io.BytesIO(), "w", format=container.format.name) as trial:
+            trial.add_stream_from_template(audio)
+            trial.start_encoding()
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+    return True
 
 
-def _open_writer(iio: Any, tmp: Path, dest: Path, fps: float, quality: int) -> Any:
-    """An ffmpeg writer for ``dest``'s container (yuv420p, the codec of `CODECS`), writing to ``tmp``."""
-    return iio.get_writer(
-        str(tmp),
-        format="FFMPEG",
-        fps=fps,
-        codec=CODECS.get(dest.suffix.lower(), "libx264"),
-        quality=max(1, min(10, round(quality / 10))),
-        macro_block_size=1,
-        pixelformat="yuv420p",
-        ffmpeg_log_level="error",
-    )
+def _audio_rate(codec: str, rate: int) -> int:
+    """``rate`` when the encoder takes it, else its nearest rate (Opus: 8-48 kHz, MP2: no 11 kHz ...)."""
+    rates = _av().Codec(codec, "w").audio_rates
+    return rate if not rates or rate in rates else min(rates, key=lambda r: abs(r - rate))
+
+
+class VideoWriter:
+    """A video written to ``tmp`` (its container from ``dest``'s extension) at ``fps``, with ``audio``'s sound.
+
+    The picture's stream is made by the first frame (its size); audio packets that come before it wait.
+    `write` takes a frame and its time in frames (1/fps units; None: the next). Errors name ``dest``.
+    """
+
+    def __init__(self, tmp: Path, dest: Path, fps: float | Fraction, quality: int = 95, audio: Any = None) -> None:
+        self.av = _av()
+        self.dest = dest
+        self.rate = Fraction(fps).limit_denominator(65535)
+        self.quality = quality
+        self.source_audio = audio
+        self.container = self._guard(lambda: self.av.open(str(tmp), "w"))
+        self.video: Any = None
+        self.audio: Any = None
+        self.audio_note: str | None = None
+        self.copy_audio = False
+        self.waiting: list[Any] = []
+        self.frames = 0
+        self.last_pts = -1
+        self.size = (0, 0)
+
+    def _guard(self, step: Callable[[], Any]) -> Any:
+        """Run one FFmpeg step; its failure (a full disk, an encoder that refuses the size ...) names ``dest``."""
+        try:
+            return step()
+        except (self.av.FFmpegError, OSError) as e:
+            reason = getattr(e, "strerror", None) or first_line(e)
+            raise NSTError(f"{self.dest}: cannot write ({reason})") from None
+
+    def _start(self, width: int, height: int) -> None:
+        """Make the streams (picture, then sound) once the picture's size is known, then mux the waiting sound."""
+        codec = CODECS.get(self.dest.suffix.lower(), "libx264")
+        self.video = self._guard(lambda: self.container.add_stream(codec, rate=self.rate))
+        self.video.width, self.video.height, self.video.pix_fmt = width, height, "yuv420p"
+        _set_quality(self.video.codec_context, codec, self.quality)
+        if self.source_audio is not None:
+            self._add_audio_stream(self.source_audio)
+        for packet in self.waiting:
+            self.add_audio(packet)
+        self.waiting.clear()
+
+    def _add_audio_stream(self, source: Any) -> None:
+        """Copy ``source``'s codec when the container takes it, else encode to the container's default codec."""
+        name = source.codec_context.name
+        self.copy_audio = _copy_accepted(self.container, source)
+        if self.copy_audio:
+            self.audio = self._guard(lambda: self.container.add_stream_from_template(source))
+            self.audio_note = f"{name} (copied)"
+            return
+        codec = self.container.default_audio_codec
+        layout = source.layout.name if source.channels <= 2 else "stereo"
+        rate = _audio_rate(codec, source.rate)
+        self.audio = self._guard(lambda: self.container.add_stream(codec, rate=rate, layout=layout))
+        self.audio_note = f"{self.audio.codec_context.name} (re-encoded from {name})"
+
+    def add_audio(self, packet: Any) -> None:
+        """One packet of the input's sound: muxed as it is, or decoded and encoded again."""
+        if self.video is None:
+            self.waiting.append(packet)
+            return
+        if self.copy_audio:
+            if packet.dts is not None:  # the demuxer's empty flush packet carries nothing to copy
+                packet.stream = self.audio
+                self._guard(lambda: self.container.mux(packet))
+            return
+        for frame in self._guard(packet.decode):
+            self._mux(self.audio, frame)
+
+    def _mux(self, stream: Any, frame: Any) -> None:
+        self._guard(lambda: self.container.mux(stream.encode(frame)))
+
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
+        """One (H, W, 3) uint8 RGB frame at ``pts`` frames from the start (None, or not after the last: the next)."""
+        frame = _even(frame)
+        if self.video is None:
+            self._start(frame.shape[1], frame.shape[0])
+        pts = self.last_pts + 1 if pts is None or pts <= self.last_pts else pts
+        out = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        out.pts = self.last_pts = pts
+        self._mux(self.video, out)
+        self.frames += 1
+        self.size = (frame.shape[1], frame.shape[0])
+
+    def close(self) -> None:
+        """Flush the encoders and write the container's index; the file is complete after this."""
+        if self.video is not None:
+            self._mux(self.video, None)
+            if self.audio is not None and not self.copy_audio:
+                self._mux(self.audio, None)
+        self._guard(self.container.close)
+
+    def abandon(self) -> None:
+        """Close after a failure, quietly (the temporary file is removed by `atomic_path`)."""
+        with contextlib.suppress(Exception):
+            self.container.close()
 
 
 @contextlib.contextmanager
-def _child_stderr(log: IO[bytes] | None) -> Iterator[None]:
-    """Point fd 2 at ``log`` while ffmpeg starts: it inherits the fd, so its messages are ours to summarise."""
-    if log is None:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _write_error(dest: Path, log: IO[bytes] | None, error: BaseException) -> NSTError:
-    """One line for a failed encode: the OS reason ffmpeg logged (a full disk ...), else its last message."""
-    text = ""
-    if log is not None:
-        log.seek(0)
-        text = log.read().decode(errors="replace")
-    reasons = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES)]
-    lines = [line.strip() for line in text.splitlines() if line.strip()] or str(error).strip().splitlines() or [""]
-    reason = next((r for r in reasons if r in text), lines[-1][:200] or type(error).__name__)
-    return NSTError(f"{dest}: cannot write ({reason})")
-
-
-def _encode(writer: Any, styled: Iterator[np.ndarray], dest: Path, bar: Any) -> tuple[int, tuple[int, int]]:
-    """Feed every stylized frame to ``writer``: (frames, (width, height)); a failed write: one line naming ``dest``."""
-    frames, size = 0, (0, 0)
-    with contextlib.ExitStack() as stack:
+def open_writer(dest: Path, fps: float | Fraction, quality: int = 95, audio: Any = None) -> Iterator[VideoWriter]:
+    """A `VideoWriter` onto a temporary file renamed to ``dest`` when the block ends well; nothing otherwise."""
+    with atomic_path(dest) as tmp:
+        writer = VideoWriter(tmp, dest, fps, quality, audio)
         try:
-            log: IO[bytes] | None = stack.enter_context(tempfile.TemporaryFile())  # anonymous: nothing to clean
-        except OSError:
-            log = None
-        try:
-            for out in styled:
-                out = _even(out)
-                try:
-                    with _child_stderr(log if frames == 0 else None):  # ffmpeg starts with the first frame
-                        writer.append_data(out)
-                except Exception as e:
-                    raise _write_error(dest, log, e) from None
-                frames += 1
-                size = (out.shape[1], out.shape[0])
-                bar.update(1)
-            try:
-                writer.close()
-            except Exception as e:
-                raise _write_error(dest, log, e) from None
+            yield writer
+            writer.close()
         except BaseException:
-            with contextlib.suppress(Exception):
-                writer.close()
+            writer.abandon()
             raise
-    return frames, size
 
 
 def stylize_video(
@@ -193,23 +330,31 @@ def stylize_video(
     quality: int = 95,
     progress: bool = True,
 ) -> VideoResult:
-    """Stylize every frame of ``src`` into ``dest`` (same frame rate; ``smooth``: see `Stylizer.stylize_frames`)."""
+    """Stylize every frame of ``src`` into ``dest``, frame rate and sound kept (``smooth``: see
+    `Stylizer.stylize_frames`)."""
     from tqdm.auto import tqdm
 
-    iio = _imageio()
-    src, dest = Path(src), Path(dest)
+    dest = Path(dest)
     t0 = time.perf_counter()
-    reader, fps, total = _open_reader(iio, src)
-    bar = tqdm(total=total, desc=src.name, unit="frame", disable=not progress, dynamic_ncols=True, leave=False)
-    styled = stylizer.stylize_frames(
-        _frames(reader, str(src)), size=size, preserve_color=preserve_color, strength=strength, smooth=smooth, tile=tile
-    )
+    source = VideoSource(src)
+    show = {"disable": not progress, "dynamic_ncols": True, "leave": False}
+    bar = tqdm(total=source.total, desc=source.src.name, unit="frame", **show)
     try:
-        with atomic_path(dest) as tmp:
-            frames, out_size = _encode(_open_writer(iio, tmp, dest, fps, quality), styled, dest, bar)
-            if frames == 0:
-                raise NSTError(f"{src}: the video has no frames")
+        with open_writer(dest, source.rate, quality, source.audio) as writer:
+            styled = stylizer.stylize_frames(
+                source.frames(writer.add_audio),
+                size=size,
+                preserve_color=preserve_color,
+                strength=strength,
+                smooth=smooth,
+                tile=tile,
+            )
+            for out in styled:
+                writer.write(out, round(source.times.popleft() * source.fps))
+                bar.update(1)
+            if writer.frames == 0:
+                raise NSTError(f"{source.src}: the video has no frames")
     finally:
         bar.close()
-        reader.close()
-    return VideoResult(dest, frames, fps, out_size, time.perf_counter() - t0)
+        source.close()
+    return VideoResult(dest, writer.frames, source.fps, writer.size, time.perf_counter() - t0, writer.audio_note)

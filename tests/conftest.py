@@ -124,3 +124,34 @@ def tiny_train_config(output: Path, data: Path, style: Path, **overrides: object
     base = dict(style=str(style), data=str(data), output=str(output), image_size=48, batch_size=2, variant="small")
     base |= dict(num_workers=0, max_steps=12, checkpoint_every=100, sample_every=100, num_samples=2, log_every=1)
     return build_config({**base, "report_to": "none", **overrides})
+
+
+def make_clip(
+    path: Path, frames: int = 12, size: tuple[int, int] = (48, 32), fps: int = 8, tone_hz: float | None = 440.0
+) -> Path:
+    """A short H.264 clip written with PyAV: a bright square moving across grey and, unless ``tone_hz`` is None,
+    a sine tone as long as the picture (AAC, 16 kHz mono): a video with its sound, as a camera gives them."""
+    import av
+    import numpy as np
+
+    (w, h), rate = size, 16000
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        audio = out.add_stream("aac", rate=rate, layout="mono") if tone_hz is not None else None
+        for i in range(frames):
+            frame = np.full((h, w, 3), 90, np.uint8)
+            frame[h // 4 : 3 * h // 4, 3 * i : 3 * i + w // 4] = 250
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        if audio is not None:
+            t = np.arange(rate * frames // fps)
+            samples = (0.3 * np.sin(2 * np.pi * tone_hz * t / rate)).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                sound = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="fltp", layout="mono")
+                sound.sample_rate, sound.pts = rate, start
+                out.mux(audio.encode(sound))
+            out.mux(audio.encode(None))
+    return path

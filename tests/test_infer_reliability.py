@@ -138,38 +138,6 @@ def test_stylize_to_stdout_on_a_full_disk(tiny_onnx: Path, tmp_path: Path, monke
     one_error_line(err, "<stdout>: cannot write (No space left on device)")
 
 
-class _FailingWriter:
-    """An ffmpeg writer whose ffmpeg reports a full disk on the stderr it inherited, then dies."""
-
-    def append_data(self, frame: object) -> None:
-        os.write(2, b"[vf#0:0] Task finished with error code: -28 (No space left on device)\n")
-        raise BrokenPipeError(errno.EPIPE, "Broken pipe\n\nFFMPEG COMMAND: ffmpeg -y ...")
-
-    def close(self) -> None:
-        raise RuntimeError("ffmpeg returned 1")
-
-
-def test_video_onto_a_full_disk_is_one_line(tiny_onnx: Path, tmp_path: Path, monkeypatch, capfd) -> None:
-    pytest.importorskip("imageio_ffmpeg")
-    import imageio.v2 as iio
-    import numpy as np
-
-    import infer.video
-
-    clip = tmp_path / "clip.mp4"
-    with iio.get_writer(str(clip), fps=5, macro_block_size=1, ffmpeg_log_level="error") as w:
-        for i in range(3):
-            w.append_data(np.full((32, 32, 3), 40 * i, np.uint8))
-    monkeypatch.setattr(infer.video, "_open_writer", lambda *a: _FailingWriter())
-    from nst_core.cli import main
-
-    code = main(["stylize", str(clip), "--model", str(tiny_onnx), "-o", str(tmp_path / "out.mp4"), "-q"])
-    err = capfd.readouterr().err
-    assert code == 2
-    one_error_line(err, "out.mp4: cannot write (No space left on device)")  # ffmpeg's own lines caught
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
-
-
 @pytest.mark.parametrize("fails", ["fp32", "fp16", "int8"])
 def test_export_onto_a_full_disk_leaves_no_file(fails: str, network: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """Every file of an export is renamed into place together: a failure in any leaves none of them."""

@@ -132,41 +132,6 @@ def test_tile_blending_is_exact_for_an_identity_model(tmp_path: Path) -> None:
         assert np.allclose(total, 1.0)
 
 
-@pytest.mark.skipif(
-    not all(__import__("importlib").util.find_spec(m) for m in ("imageio", "imageio_ffmpeg")),
-    reason="video extra (imageio, imageio-ffmpeg) not installed",
-)
-def test_video_frame_by_frame_with_smoothing(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
-    import imageio.v2 as iio
-
-    clip = tmp_path / "clip.mp4"
-    writer = iio.get_writer(str(clip), fps=8, macro_block_size=1, ffmpeg_log_level="error")
-    for i in range(6):
-        frame = np.full((32, 48, 3), 90, np.uint8)
-        frame[8:24, 4 * i : 4 * i + 12] = 250
-        writer.append_data(frame)
-    writer.close()
-    out = tmp_path / "styled.mp4"
-    code, stdout, _ = run_cli(
-        ["stylize", str(clip), "--model", str(tiny_onnx), "-o", str(out), "--smooth", "0.6", "--json"], capsys
-    )
-    assert code == 0
-    entry = json.loads(stdout)["images"][0]
-    assert entry["frames"] == 6 and entry["size"] == [48, 32] and entry["fps"] == pytest.approx(8)
-    reader = iio.get_reader(str(out))
-    assert reader.count_frames() == 6
-    reader.close()
-    assert not leftovers(tmp_path)
-
-
-def test_video_without_the_extra_says_how_to_install(tiny_onnx: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"\x00" * 64)
-    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import now raises ImportError
-    code, _, err = run_cli(["stylize", str(clip), "--model", str(tiny_onnx), "-o", str(tmp_path / "o.mp4")], capsys)
-    assert code == 2 and "nst-toolkit[video]" in err and len(err.strip().splitlines()) == 1
-
-
 # ---------------------------------------------------------------------------------------------- bad input
 
 
