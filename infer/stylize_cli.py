@@ -67,6 +67,17 @@ def tile(text: str) -> int:
 tile.bounds = f"0 or >= {MIN_TILE}"  # type: ignore[attr-defined]  # shown by HelpFormatter
 
 
+def add_runtime_options(p: argparse.ArgumentParser) -> None:
+    """--provider and --threads: where onnxruntime runs the model (`nst stylize`, `nst live`)."""
+    p.add_argument(
+        "--provider",
+        default="auto",
+        help="execution provider: auto (TensorRT, CUDA, else CPU), cpu, cuda, tensorrt, dml, coreml, openvino, "
+        "or a full onnxruntime provider name",
+    )
+    p.add_argument("--threads", type=positive_int, help="onnxruntime CPU threads (default: its own choice)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "stylize", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders (recursive), - for stdin")
@@ -83,13 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--strength", type=unit_float, default=1.0, help="blend of the stylized image with the input (0: the input)"
     )
-    p.add_argument(
-        "--provider",
-        default="auto",
-        help="execution provider: auto (TensorRT, CUDA, else CPU), cpu, cuda, tensorrt, dml, coreml, openvino, "
-        "or a full onnxruntime provider name",
-    )
-    p.add_argument("--threads", type=positive_int, help="onnxruntime CPU threads (default: its own choice)")
+    add_runtime_options(p)
     p.add_argument(
         "--tile",
         type=tile,
