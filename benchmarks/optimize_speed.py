@@ -1,12 +1,14 @@
-"""Iterative optimizer vs the `pastiche` package: time to reach pastiche's loss after N steps (default 500).
+"""Iterative optimizer vs the `pastiche` package: `nst optimize`'s defaults against pastiche's 500 L-BFGS steps.
 
-Both methods run on the same content/style images at the same size, each in its own
-subprocess (so peak RSS is per method), in this one run. pastiche's output is scored with the
-fixed nst_core metric (caffe VGG19, default layers, pastiche's weights, no TV); nst_core then runs
-coarse-to-fine and stops as soon as it reaches that score. Reported: pastiche's loop time,
-nst_core's time to the target, the ratio, and peak memory.
+Both methods run on the same content/style pixels at the same size, each in its own subprocess (so
+peak RSS is per method). pastiche's output is scored with one fixed nst_core metric (caffe VGG19,
+default layers, pastiche's weights, no TV). nst_core then runs with its defaults (no step count: each
+scale stops once converged; coarse-to-fine chosen by size) on that same objective, and its output is
+scored by the same metric. Reported per pair and size: both loop times, the ratio, both losses (total,
+content, style), steps, peak memory. ``--ablation`` adds the old variant that stops at pastiche's loss.
+``--cache DIR`` keeps pastiche's runs (its time and picture) so tuning ours does not repeat them.
 
-    python benchmarks/optimize_speed.py --sizes 256 512
+    python benchmarks/optimize_speed.py --sizes 256 512 --cache /tmp/pastiche-cache -o /tmp/speed
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # and its style term 10/C^2 * MSE of Grams divided by H*W, which is 10 * nst_core's Gram/(C*H*W) MSE.
 # Scoring (and stopping) with it means both methods minimise the same objective.
 METRIC = {"content": 1.0, "style": 1000.0, "tv": 0.0}
+
+
+PAIRS = ("tubingen:starry_night", "golden_gate:the_scream", "chicago:great_wave")
 
 
 def default_images() -> tuple[Path, Path]:
@@ -50,8 +56,8 @@ def same_pixels(content: str, style: str, size: int, tmp: Path) -> tuple[str, st
     from nst_core.image_io import load_image, save_image
 
     out = []
-    for name, path in (("content", content), ("style", style)):
-        dest = tmp / f"{name}_{size}.png"
+    for path in (content, style):
+        dest = tmp / f"{Path(path).stem}_{size}.png"
         save_image(load_image(path, size), dest)
         out.append(str(dest))
     return out[0], out[1]
@@ -89,9 +95,9 @@ def score(content: str, style: str, image: str, size: int) -> dict:
         return {k: float(v) for k, v in loss(img, loss.content_targets(c)).items()}
 
 
-def run_ours(content: str, style: str, size: int, target: float, out: str, opts: dict) -> dict:
-    """nst_core.optimize with ``opts`` (scales, coarse_steps, steps, device, channels_last), stopping once the
-    metric reaches ``target``; VGG load timed apart."""
+def run_ours(content: str, style: str, size: int, target: float | None, out: str, opts: dict) -> dict:
+    """nst_core.optimize with ``opts`` (scales, coarse_steps, steps, device, channels_last; none: the defaults),
+    stopping once the metric reaches ``target`` if one is given; VGG load timed apart."""
     from nst_core.image_io import save_image
     from nst_core.losses import LossWeights, PerceptualLoss
     from nst_core.optimize import optimize
@@ -103,15 +109,7 @@ def run_ours(content: str, style: str, size: int, target: float, out: str, opts:
         content, [style], size=size, stop_loss=target, loss=loss.weights, loss_fn=loss, progress=False, **opts
     )
     save_image(res.image, out)
-    fine = [h for h in res.history if h[0] > (opts["coarse_steps"] * (opts["scales"] - 1))]
-    return {
-        "setup_s": setup,
-        "seconds": res.seconds,
-        "steps": res.steps,
-        "final_loss": res.loss["total"],
-        "reached": res.loss["total"] <= target * 1.001 or (fine and fine[-1][2] <= target),
-        "history_tail": fine[-1] if fine else None,
-    }
+    return {"setup_s": setup, "seconds": res.seconds, "steps": res.steps, "scales": res.scales}
 
 
 def child(kind: str, kwargs: dict) -> None:
@@ -134,38 +132,60 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--pastiche-steps", type=int, default=500)
-    ap.add_argument("--scales", type=int, default=2)
-    ap.add_argument("--coarse-steps", type=int, default=150)
-    ap.add_argument("--max-steps", type=int, default=500, help="cap on nst_core steps at the final scale")
-    ap.add_argument("--ablation", action="store_true", help="also run single-scale and channels-first variants")
+    ap.add_argument(
+        "--ablation", action="store_true", help="also run the old variant: 2 scales, stop at pastiche's loss"
+    )
+    ap.add_argument(
+        "--long", type=int, default=0, help="also run ours for exactly this many steps (a reference picture)"
+    )
     ap.add_argument("--device", default="cpu", help="device of nst_core's run (pastiche runs on the CPU)")
-    ap.add_argument("--content")
-    ap.add_argument("--style")
+    ap.add_argument("--pairs", nargs="+", default=list(PAIRS), help="CONTENT:STYLE names in ../shared/data")
+    ap.add_argument("--content", help="a content image path (instead of --pairs)")
+    ap.add_argument("--style", help="a style image path (with --content)")
+    ap.add_argument("--cache", type=Path, help="folder keeping pastiche's runs between invocations")
+    ap.add_argument("-o", "--out", type=Path, help="folder for every output picture (default: a temporary one)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     return ap.parse_args()
 
 
-def bench_size(args: argparse.Namespace, size: int, content: str, style: str, tmp: Path) -> list[dict]:
-    """pastiche's run at ``size``, then each variant of ours to the same loss, each in its own process."""
+def pastiche_run(args: argparse.Namespace, content: str, style: str, size: int, out: Path) -> dict:
+    """pastiche's run (from ``--cache`` when it holds this pair, size and step count), its picture at ``out``."""
+    key = f"{Path(content).stem}_{Path(style).stem}_{args.pastiche_steps}"
+    cached = args.cache / f"{key}.json" if args.cache else None
+    if cached and cached.is_file():
+        shutil.copy(cached.with_suffix(".png"), out)
+        return json.loads(cached.read_text())
+    p = spawn("pastiche", content=content, style=style, size=size, steps=args.pastiche_steps, out=str(out))
+    if cached:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, cached.with_suffix(".png"))
+        cached.write_text(json.dumps(p))
+    return p
+
+
+def bench_pair(args: argparse.Namespace, size: int, content: str, style: str, tmp: Path) -> list[dict]:
+    """pastiche's run at ``size``, then each variant of ours, each in its own process, all scored alike."""
     content, style = same_pixels(content, style, size, tmp)
-    p_out = str(tmp / f"pastiche_{size}.png")
-    p = spawn("pastiche", content=content, style=style, size=size, steps=args.pastiche_steps, out=p_out)
-    target = spawn("score", content=content, style=style, image=p_out, size=size)["total"]
-    variants = [("coarse-to-fine", args.scales, True)]
+    pair = f"{Path(content).stem.rsplit('_', 1)[0]} x {Path(style).stem.rsplit('_', 1)[0]}"
+    p_out = tmp / f"{Path(content).stem}_{Path(style).stem}_pastiche.png"
+    p = pastiche_run(args, content, style, size, p_out)
+    target = spawn("score", content=content, style=style, image=str(p_out), size=size)
+    variants: list[tuple[str, dict, float | None]] = [("defaults", {}, None)]
     if args.ablation:
-        variants += [("single-scale", 1, True), ("coarse-to-fine, channels-first", args.scales, False)]
+        variants.append(("2 scales, stop at pastiche's loss", {"scales": 2, "coarse_steps": 150, "steps": 500}, 1.0))
+    if args.long:
+        variants.append((f"{args.long} steps", {"steps": args.long, "scales": 1}, None))
     rows = []
-    for name, scales, cl in variants:
-        o_out = str(tmp / f"ours_{size}_{scales}_{int(cl)}.png")
-        opts = {"scales": scales, "coarse_steps": args.coarse_steps, "steps": args.max_steps}
-        opts |= {"channels_last": cl, "device": args.device}
-        o = spawn("ours", content=content, style=style, size=size, target=target, out=o_out, opts=opts)
-        o_score = spawn("score", content=content, style=style, image=o_out, size=size)["total"]
-        row = {"size": size, "variant": name, "pastiche_loop_s": round(p["loop_s"], 1)}
-        row |= {"pastiche_setup_s": round(p["setup_s"], 1), "pastiche_loss": target}
-        row |= {"pastiche_rss_mb": round(p["peak_rss_mb"]), "ours_s": round(o["seconds"], 1)}
-        row |= {"ours_setup_s": round(o["setup_s"], 1), "ours_steps": o["steps"], "ours_loss": o_score}
-        row |= {"ours_rss_mb": round(o["peak_rss_mb"]), "reached": bool(o_score <= target * 1.01)}
+    for name, opts, stop in variants:
+        o_out = tmp / f"{Path(content).stem}_{Path(style).stem}_{name.split(',')[0].replace(' ', '_')}.png"
+        opts = opts | {"device": args.device}
+        goal = target["total"] * stop if stop else None
+        o = spawn("ours", content=content, style=style, size=size, target=goal, out=str(o_out), opts=opts)
+        o_score = spawn("score", content=content, style=style, image=str(o_out), size=size)
+        row = {"size": size, "pair": pair, "variant": name, "pastiche_loop_s": round(p["loop_s"], 1)}
+        row |= {"pastiche_loss": target, "pastiche_rss_mb": round(p["peak_rss_mb"]), "ours_s": round(o["seconds"], 1)}
+        row |= {"ours_steps": o["steps"], "ours_scales": o["scales"], "ours_loss": o_score}
+        row |= {"ours_rss_mb": round(o["peak_rss_mb"]), "reached": bool(o_score["total"] <= target["total"])}
         row["speedup"] = round(p["loop_s"] / o["seconds"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -174,14 +194,17 @@ def bench_size(args: argparse.Namespace, size: int, content: str, style: str, tm
 
 def print_table(rows: list[dict], pastiche_steps: int) -> None:
     print(
-        f"\n| size | variant | pastiche {pastiche_steps} steps (s) | nst_core to same loss (s) | steps | "
-        "speed-up | loss pastiche / ours | peak RSS pastiche / ours (MB) |"
+        f"\n| size | pair | variant | pastiche {pastiche_steps} steps (s) | nst_core (s) | steps | speed-up | "
+        "loss pastiche / ours (content, style) | peak RSS pastiche / ours (MB) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---:|---:|---:|---:|---|---:|")
     for r in rows:
+        pl, ol = r["pastiche_loss"], r["ours_loss"]
+        steps = " + ".join(str(s["steps"]) for s in r["ours_scales"])
         print(
-            f"| {r['size']} | {r['variant']} | {r['pastiche_loop_s']} | {r['ours_s']} | {r['ours_steps']} | "
-            f"{r['speedup']}x | {r['pastiche_loss']:.4g} / {r['ours_loss']:.4g} | "
+            f"| {r['size']} | {r['pair']} | {r['variant']} | {r['pastiche_loop_s']} | {r['ours_s']} | {steps} | "
+            f"{r['speedup']}x | {pl['total']:.3g} ({pl['content']:.3g}, {pl['style']:.3g}) / "
+            f"{ol['total']:.3g} ({ol['content']:.3g}, {ol['style']:.3g}) | "
             f"{r['pastiche_rss_mb']} / {r['ours_rss_mb']} |"
         )
 
@@ -191,14 +214,24 @@ def main() -> None:
     if args.child:
         child(args.child[0], json.loads(args.child[1]))
         return
-    content, style = default_images()
-    content, style = str(args.content or content), str(args.style or style)
+    pairs = [(args.content, args.style)] if args.content else [pair_paths(p) for p in args.pairs]
     print(f"machine: {describe()}")
-    print(f"content={Path(content).name} style={Path(style).name} pastiche_steps={args.pastiche_steps}")
-    tmp = Path(tempfile.mkdtemp(prefix="nst-bench-"))
-    rows = [row for size in args.sizes for row in bench_size(args, size, content, style, tmp)]
+    names = ", ".join(f"{Path(c).name} x {Path(s).name}" for c, s in pairs)
+    print(f"pairs: {names}; pastiche {args.pastiche_steps} steps")
+    out = args.out or Path(tempfile.mkdtemp(prefix="nst-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [row for size in args.sizes for c, s in pairs for row in bench_pair(args, size, str(c), str(s), out)]
     print_table(rows, args.pastiche_steps)
-    print(f"\noutputs in {tmp}")
+    (out / "results.json").write_text(json.dumps(rows, indent=1))
+    print(f"\noutputs in {out}")
+
+
+def pair_paths(pair: str) -> tuple[Path, Path]:
+    """CONTENT:STYLE names in ../shared/data, or scikit-image's astronaut x coffee when that folder is absent."""
+    content, style = pair.split(":")
+    if (SHARED / "content").is_dir():
+        return SHARED / "content" / f"{content}.jpg", SHARED / "styles" / f"{style}.jpg"
+    return default_images()
 
 
 if __name__ == "__main__":

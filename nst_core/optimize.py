@@ -23,7 +23,7 @@ from nst_core.color import preserve_color
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image, pil_to_tensor, resize_longer, resize_tensor, save_image, scaled_size
 from nst_core.losses import PerceptualLoss, blend_weights
-from nst_core.optimize_config import OptimizeConfig
+from nst_core.optimize_config import OptimizeConfig, auto_scales, converged
 
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
 PIXEL_SCALE = 255.0  # pixels are optimised in 0-255 units, as in the Caffe-era implementations
@@ -47,6 +47,7 @@ class OptimizeResult:
     size: tuple[int, int]  # (width, height)
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, total) per step
     saved: list[Path] = field(default_factory=list)
+    scales: list[dict[str, object]] = field(default_factory=list)  # per scale: size, steps, converged
 
 
 class _Overshoot(Exception):
@@ -73,8 +74,8 @@ class _Best:
         self.value, self.p, self.terms = value, p.detach().clone(), terms
 
 
-class _ReachedTarget(Exception):
-    """Raised inside the L-BFGS closure to end the run once ``stop_loss`` is reached."""
+class _Stop(Exception):
+    """Raised inside the optimizer's closure to end a scale: converged, or ``stop_loss`` reached."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -110,7 +111,8 @@ def _resized(img: Image.Image, longer_side: int) -> torch.Tensor:
 def _scale_sizes(cfg: OptimizeConfig, content: Image.Image, min_side: int) -> list[int]:
     """Longer sides from coarse to fine (halving each time), dropping levels too small for VGG."""
     aspect = min(content.size) / max(content.size)
-    sizes = [max(1, round(cfg.size / 2 ** (cfg.scales - 1 - i))) for i in range(cfg.scales)]
+    levels = cfg.scales or auto_scales(cfg.size)
+    sizes = [max(1, round(cfg.size / 2 ** (levels - 1 - i))) for i in range(levels)]
     keep = [s for s in sizes if s * aspect >= min_side] or sizes[-1:]
     w, h = scaled_size(*content.size, keep[-1])
     if min(w, h) < min_side:
@@ -175,10 +177,15 @@ class _Run:
         self.paused = 0.0  # time spent in callbacks and saving, kept out of the reported timings
         self.history: list[tuple[int, float, float]] = []
         self.saved: list[Path] = []
+        self.scales: list[dict[str, object]] = []
+        self.scale_losses: list[float] = []  # the current scale's best loss after each step
         self.bar = tqdm(total=total_steps, desc="optimize", unit="step", disable=not cfg.progress, dynamic_ncols=True)
 
-    def solve(self, x: torch.Tensor, targets: dict[str, torch.Tensor], n: int, final: bool) -> torch.Tensor:
-        """Run ``n`` optimizer steps from ``x`` at its size; returns the best image found, in [0, 1] units.
+    def solve(self, x: torch.Tensor, targets: dict[str, torch.Tensor], final: bool) -> torch.Tensor:
+        """Run one scale from ``x`` at its size; returns the best image found, in [0, 1] units.
+
+        The scale runs its fixed step count (``steps`` / ``coarse_steps``), or until converged (at most
+        ``max_steps``) when none is given.
 
         Every step is one VGG evaluation and reports the best point so far, so intermediate images,
         callbacks and stop rules never see an overshoot. L-BFGS without a line search overshoots early,
@@ -192,8 +199,11 @@ class _Run:
         # Optimise in 0-255 units with the objective scaled to a fixed start value: L-BFGS's first
         # step and curvature estimate are scale-sensitive, and this keeps them sane for any weights.
         p = x.detach().mul(PIXEL_SCALE).contiguous().requires_grad_(True)  # contiguous: L-BFGS views it flat
-        best = _Best()
-        closure = self._closure(p, targets, best, final, f"{x.shape[-1]}x{x.shape[-2]}")
+        best, size = _Best(), f"{x.shape[-1]}x{x.shape[-2]}"
+        n, converge = self._budget(final)
+        self.scale_losses = []
+        closure = self._closure(p, targets, best, final, size, converge)
+        stopped = False
         try:
             if self.cfg.optimizer == "lbfgs":
                 self._run_lbfgs(p, closure, best, n)
@@ -203,12 +213,26 @@ class _Run:
                     opt.step(closure)
                     with torch.no_grad():
                         p.clamp_(0, PIXEL_SCALE)
-        except _ReachedTarget:
-            pass  # the best point met the target
+        except _Stop:
+            stopped = True
+        self.scales.append({"size": size, "steps": len(self.scale_losses), "converged": stopped and converge})
+        self._preview(best.image)
         return best.image
 
+    def _budget(self, final: bool) -> tuple[int, bool]:
+        """This scale's step count and whether it may stop on convergence before it."""
+        fixed = self.cfg.steps if final else (self.cfg.coarse_steps or self.cfg.steps)
+        return (fixed, False) if fixed is not None else (self.cfg.max_steps, True)
+
+    def _preview(self, image: torch.Tensor) -> None:
+        """Rewrite the preview file with a scale's result (atomically: a viewer never reads half an image)."""
+        if self.cfg.preview:
+            t0 = time.perf_counter()
+            save_image(image.detach().clamp(0, 1).cpu(), self.cfg.preview)
+            self.paused += time.perf_counter() - t0
+
     def _closure(
-        self, p: torch.Tensor, targets: dict[str, torch.Tensor], best: _Best, final: bool, size: str
+        self, p: torch.Tensor, targets: dict[str, torch.Tensor], best: _Best, final: bool, size: str, converge: bool
     ) -> Callable[[], torch.Tensor]:
         cfg, norm = self.cfg, []
 
@@ -229,7 +253,9 @@ class _Run:
                 best.update(value, p, _floats(terms))
             self._after_step(best.image, best.terms, size)
             if final and cfg.stop_loss is not None and best.terms["total"] <= cfg.stop_loss:
-                raise _ReachedTarget
+                raise _Stop
+            if converge and converged(self.scale_losses, cfg):
+                raise _Stop
             return objective
 
         return closure
@@ -253,6 +279,7 @@ class _Run:
         self.step += 1
         elapsed = time.perf_counter() - self.start - self.paused
         self.history.append((self.step, elapsed, values["total"]))
+        self.scale_losses.append(values["total"])
         self.bar.update(1)
         t0 = time.perf_counter()
         if self.step % 10 == 0:
@@ -305,8 +332,7 @@ def optimize(
         loss.set_style(images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side), blend)
         targets = loss.content_targets(c)
         x = images.start(cfg, c) if x is None else resize_tensor(x, tuple(c.shape[-2:])).clamp_(0, 1)
-        final = level == len(sizes) - 1
-        x = run.solve(x, targets, cfg.steps if final else (cfg.coarse_steps or cfg.steps), final)
+        x = run.solve(x, targets, final=level == len(sizes) - 1)
     run.bar.close()
     return _result(cfg, run, loss, x, c, targets, images.start(cfg, c), start)
 
@@ -350,7 +376,10 @@ def _build_loss(cfg: OptimizeConfig, loss_fn: PerceptualLoss | None, device: tor
     return loss
 
 
-def _total_steps(cfg: OptimizeConfig, levels: int) -> int:
+def _total_steps(cfg: OptimizeConfig, levels: int) -> int | None:
+    """The progress bar's length: known when every scale has a fixed step count."""
+    if cfg.steps is None:
+        return None
     return cfg.steps + (levels - 1) * (cfg.coarse_steps or cfg.steps)
 
 
@@ -381,4 +410,5 @@ def _result(
         size=(int(out.shape[-1]), int(out.shape[-2])),
         history=run.history,
         saved=run.saved,
+        scales=run.scales,
     )

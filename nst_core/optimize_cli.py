@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 from nst_core.builtin_styles import style_help
 from nst_core.cli_options import (
@@ -51,7 +52,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_output_option(p, "output image (.png, .jpg, .webp, .bmp, .tif)")
     p.add_argument("--size", type=positive_int, default=_D.size, help="longer side of the output in pixels")
-    p.add_argument("--steps", type=positive_int, default=_D.steps, help="optimizer steps at the final scale")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        help="exactly this many optimizer steps at the final scale (default: each scale runs until converged)",
+    )
+    p.add_argument(
+        "--max-steps", type=positive_int, default=_D.max_steps, help="most steps of a scale that runs until converged"
+    )
+    p.add_argument(
+        "--tol",
+        type=nonneg_float,
+        default=_D.tol,
+        help=f"converged: the loss fell by less than this fraction over {_D.window} steps (after {_D.min_steps})",
+    )
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=_D.optimizer, help="L-BFGS or Adam")
     p.add_argument("--lr", type=LEARNING_RATE, default=_D.lr, help="Adam step size, pixels in [0, 1]")
     p.add_argument("--init", default=_D.init, help="starting image: content, noise, or an image path")
@@ -63,18 +77,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--preserve-color", action="store_true", help="keep the content image's colours")
     p.add_argument(
-        "--scales", type=positive_int, default=_D.scales, help="coarse-to-fine levels, each half the size of the next"
+        "--scales",
+        type=positive_int,
+        help="coarse-to-fine levels, each half the size of the next (default: halve down to about 256 px)",
     )
     p.add_argument("--coarse-steps", type=positive_int, help="steps at each coarser scale (default: --steps)")
     p.add_argument(
         "--save-every", type=positive_int, metavar="N", help="also save the image every N steps as OUT.stepNNNNN.png"
+    )
+    p.add_argument(
+        "--preview", action="store_true", help="rewrite OUT.preview.png with the current image after every scale"
     )
     p.add_argument("--seed", type=int, default=_D.seed, help="random seed (noise init)")
     add_device_option(p)
     add_vgg_option(p, _D.vgg_weights)
     add_max_pixels_option(p)
     add_loss_options(p, _D.loss)
-    add_report_options(p, "print a JSON summary on stdout: output, seconds, steps, size, loss, initial_loss")
+    add_report_options(p, "print a JSON summary on stdout: output, seconds, steps, scales, size, loss, initial_loss")
     p.set_defaults(func=run)
 
 
@@ -85,9 +104,15 @@ def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
         "loss": loss_from_args(args, _D.loss),
         "save_every": args.save_every or 0,
         "save_prefix": str(args.output.with_suffix("")) if args.save_every else None,
+        "preview": str(preview_path(args.output)) if args.preview else None,
         "progress": show_progress(args),
     }
     return OptimizeConfig(**given)
+
+
+def preview_path(output: Path) -> Path:
+    """OUT.preview.png beside the output (PNG whatever the output's format: it is rewritten, never kept)."""
+    return output.with_suffix(".preview.png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     result = optimize(args.content, args.style, config)
     out = save_image(result.image, args.output)
+    if args.preview:
+        preview_path(args.output).unlink(missing_ok=True)  # the output is the final picture
     if args.json:
         summary = {"output": str(out), "seconds": round(result.seconds, 3), "steps": result.steps}
+        summary["scales"] = result.scales
         summary |= {"size": list(result.size), "loss": result.loss, "initial_loss": result.initial_loss}
         print(json.dumps(summary))
     else:

@@ -10,6 +10,7 @@ from nst_core.errors import NSTError
 from nst_core.loss_weights import LossWeights
 
 OPTIMIZERS = ("lbfgs", "adam")
+AUTO_COARSEST = 256  # auto coarse-to-fine starts at this longer side (see auto_scales)
 
 
 @dataclass
@@ -17,7 +18,11 @@ class OptimizeConfig:
     """Settings of `nst optimize`; the defaults give a good 512 px result with the caffe VGG19."""
 
     size: int = 512  # longer side of the output in pixels
-    steps: int = 300  # optimizer steps at the final scale
+    steps: int | None = None  # None: each scale runs until converged (see `tol`); N: exactly N at the final scale
+    max_steps: int = 1000  # the ceiling of a converging scale
+    tol: float = 0.005  # converged: the loss fell by less than this fraction over the last `window` steps
+    window: int = 20
+    min_steps: int = 50  # a converging scale runs at least this many steps
     optimizer: str = "lbfgs"
     lr: float = 0.02  # Adam only: step size in [0, 1] pixel units
     init: str = "content"  # content | noise | path of an image
@@ -25,8 +30,9 @@ class OptimizeConfig:
     style_blend: Sequence[float] | None = None  # one weight per style image; None: equal
     style_scale: float = 1.0  # style image size relative to the output
     preserve_color: bool = False
-    scales: int = 1  # coarse-to-fine levels, each half the size of the next
+    scales: int | None = None  # coarse-to-fine levels, each half the size of the next; None: auto (see auto_scales)
     coarse_steps: int | None = None  # steps at each coarser scale; None: same as `steps`
+    preview: str | None = None  # path rewritten with the current image at the end of every scale
     save_every: int = 0
     save_prefix: str | None = None  # intermediate images go to <save_prefix>.step00100.png
     seed: int = 0
@@ -37,9 +43,14 @@ class OptimizeConfig:
     stop_loss: float | None = None  # stop early once the total loss at the final scale is at or below this
 
     def __post_init__(self) -> None:
-        for name in ("size", "steps", "scales"):
-            if getattr(self, name) <= 0:
-                raise NSTError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("size", "steps", "scales", "max_steps", "window"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise NSTError(f"{name} must be positive, got {value}")
+        if self.min_steps < 0:
+            raise NSTError(f"min_steps must be >= 0, got {self.min_steps}")
+        if not (math.isfinite(self.tol) and self.tol >= 0):
+            raise NSTError(f"tol must be a finite number >= 0, got {self.tol}")
         if self.coarse_steps is not None and self.coarse_steps <= 0:
             raise NSTError(f"coarse_steps must be positive, got {self.coarse_steps}")
         if self.optimizer not in OPTIMIZERS:
@@ -52,3 +63,23 @@ class OptimizeConfig:
             raise NSTError(f"save_every must be >= 0, got {self.save_every}")
         if not isinstance(self.loss, LossWeights):
             raise NSTError(f"loss must be a LossWeights, got {type(self.loss).__name__}")
+
+
+def converged(losses: Sequence[float], cfg: OptimizeConfig) -> bool:
+    """Whether a scale's best-so-far losses fell by less than ``cfg.tol`` (relative) over the last ``cfg.window`` steps.
+
+    The losses are the best point so far, so they never rise; a scale never stops before ``cfg.min_steps``.
+    """
+    n = len(losses)
+    if n < max(cfg.min_steps, cfg.window + 1):
+        return False
+    old = losses[-1 - cfg.window]
+    return old - losses[-1] <= cfg.tol * abs(old)
+
+
+def auto_scales(size: int) -> int:
+    """Coarse-to-fine levels for an output of longer side ``size``: halve down to about AUTO_COARSEST px."""
+    levels = 1
+    while size / 2**levels >= AUTO_COARSEST:
+        levels += 1
+    return levels

@@ -16,6 +16,7 @@ from nst_core.errors import NSTError
 from nst_core.image_io import load_image
 from nst_core.loss_weights import LossWeights
 from nst_core.optimize import OptimizeConfig, _lbfgs, optimize
+from nst_core.optimize_config import auto_scales
 from tests.conftest import skimage_photo
 
 FAST = {"size": 64, "progress": False}
@@ -119,7 +120,51 @@ def test_stop_loss_ends_early(content_path: Path, style_path: Path) -> None:
     assert res.steps == 10
 
 
-@pytest.mark.parametrize("bad", [{"size": 0}, {"steps": -1}, {"optimizer": "sgd"}, {"lr": 0}, {"style_scale": 0}])
+def test_convergence_stop_ends_before_the_ceiling_and_not_before_the_minimum(
+    content_path: Path, style_path: Path
+) -> None:
+    # tol 1.0: any improvement under 100% over the window counts as converged, so the rule fires at its
+    # earliest allowed step, max(min_steps, window + 1); an exact --steps ignores the rule.
+    eager = optimize(content_path, style_path, max_steps=40, tol=1.0, window=5, min_steps=12, scales=1, **FAST)
+    assert eager.steps == 12 and eager.scales == [{"size": "64x64", "steps": 12, "converged": True}]
+    assert optimize(content_path, style_path, steps=15, tol=1.0, window=5, min_steps=12, **FAST).steps == 15
+    # A realistic tol ends an easy 32 px case well before the ceiling, and each scale reports its own steps.
+    res = optimize(content_path, style_path, size=32, max_steps=400, tol=0.01, window=10, min_steps=20, progress=False)
+    assert 20 <= res.steps < 400 and res.scales[-1]["converged"]
+    assert res.loss["total"] < res.initial_loss["total"] / 4
+
+
+@pytest.mark.parametrize(("size", "levels"), [(64, 1), (256, 1), (511, 1), (512, 2), (1024, 3), (4096, 5)])
+def test_auto_scales_halve_down_to_about_256_px(size: int, levels: int) -> None:
+    assert auto_scales(size) == levels
+
+
+def test_preview_holds_each_scales_result(content_path: Path, style_path: Path, tmp_path: Path) -> None:
+    preview = tmp_path / "out.preview.png"
+    sizes: list[tuple[int, int]] = []
+
+    def watch(step: int, seconds: float, image: torch.Tensor, terms: dict[str, float]) -> None:
+        if preview.exists():
+            sizes.append(Image.open(preview).size)
+
+    res = optimize(content_path, style_path, steps=3, scales=2, preview=str(preview), callback=watch, **FAST)
+    assert sizes[0] == (32, 32) and set(sizes) == {(32, 32)}  # seen during the fine scale: the coarse result
+    assert Image.open(preview).size == (64, 64) and res.steps == 6
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"size": 0},
+        {"steps": -1},
+        {"tol": -0.1},
+        {"window": 0},
+        {"max_steps": 0},
+        {"optimizer": "sgd"},
+        {"lr": 0},
+        {"style_scale": 0},
+    ],
+)
 def test_bad_config(bad: dict) -> None:
     with pytest.raises(NSTError):
         OptimizeConfig(**bad)

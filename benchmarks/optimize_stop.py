@@ -1,0 +1,95 @@
+"""Where would a convergence rule stop `nst optimize`? One long run per pair, every rule read off its curve.
+
+For each content/style pair: one single-scale L-BFGS run of ``--steps`` steps at ``--size`` (the
+optimizer's default loss), keeping the best-so-far loss and image after every step. Each rule (relative
+improvement below ``tol`` over ``window`` steps, not before ``min_steps``) is then applied to the curve:
+the step it stops at, its loss relative to the long run's, and a picture strip (the stop of each ``tol``
+and the long run) to judge by eye whether the stopped image looks finished.
+
+    python benchmarks/optimize_stop.py --size 256 --steps 800 -o /tmp/stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from nst_core.machine import describe
+from nst_core.optimize import optimize
+from nst_core.optimize_config import OptimizeConfig, converged
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+PAIRS = (("tubingen", "starry_night"), ("golden_gate", "the_scream"), ("chicago", "great_wave"))
+
+
+def long_run(content: Path, style: Path, size: int, steps: int) -> tuple[list[float], list[torch.Tensor], float]:
+    """Best-so-far losses and uint8 images after every step of one fixed-length run; its seconds."""
+    images: list[torch.Tensor] = []
+
+    def keep(step: int, seconds: float, image: torch.Tensor, terms: dict[str, float]) -> None:
+        images.append(image.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu())
+
+    res = optimize(content, style, size=size, steps=steps, scales=1, progress=False, callback=keep)
+    return [h[2] for h in res.history], images, res.seconds
+
+
+def stop_step(losses: list[float], cfg: OptimizeConfig) -> int:
+    """The step (1-based) at which the rule stops, or the run's length."""
+    for n in range(1, len(losses) + 1):
+        if converged(losses[:n], cfg):
+            return n
+    return len(losses)
+
+
+def strip(images: list[torch.Tensor], labels: list[str]) -> Image.Image:
+    """The images side by side with a label under each."""
+    tiles = [Image.fromarray(im[0].permute(1, 2, 0).numpy()) for im in images]
+    w, h = tiles[0].size
+    out = Image.new("RGB", (w * len(tiles), h + 16), "white")
+    draw = ImageDraw.Draw(out)
+    for i, (tile, label) in enumerate(zip(tiles, labels)):
+        out.paste(tile, (i * w, 0))
+        draw.text((i * w + 4, h + 2), label, fill="black")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--tols", type=float, nargs="+", default=[0.02, 0.01, 0.005, 0.002, 0.001])
+    ap.add_argument("--windows", type=int, nargs="+", default=[10, 20, 50])
+    ap.add_argument("--min-steps", type=int, default=OptimizeConfig().min_steps)
+    ap.add_argument("-o", "--out", type=Path, required=True, help="folder for the strips and results.json")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(describe())
+    print(f"size={args.size} steps={args.steps} min_steps={args.min_steps} (single scale, default loss)")
+    results = []
+    for content, style in PAIRS:
+        losses, images, seconds = long_run(
+            SHARED / "content" / f"{content}.jpg", SHARED / "styles" / f"{style}.jpg", args.size, args.steps
+        )
+        print(f"\n{content} x {style}: {args.steps} steps {seconds:.1f} s, loss {losses[0]:.4g} -> {losses[-1]:.4g}")
+        print("| window | tol | stops at | loss / long run's |")
+        for window in args.windows:
+            for tol in args.tols:
+                cfg = replace(OptimizeConfig(), tol=tol, window=window, min_steps=args.min_steps)
+                n = stop_step(losses, cfg)
+                ratio = losses[n - 1] / losses[-1]
+                print(f"| {window} | {tol:g} | {n} | {ratio:.3f} |")
+                results.append({"pair": f"{content}x{style}", "window": window, "tol": tol, "step": n, "ratio": ratio})
+        cfg = OptimizeConfig()
+        stops = [stop_step(losses, replace(cfg, tol=t, min_steps=args.min_steps)) for t in args.tols]
+        labels = [f"tol {t:g}: step {n}" for t, n in zip(args.tols, stops)] + [f"{len(losses)} steps"]
+        strip([images[n - 1] for n in stops] + [images[-1]], labels).save(args.out / f"{content}_{style}.png")
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
