@@ -5,9 +5,10 @@ whichever this onnxruntime build has), then reused for every image. Any image si
 are not a multiple of 4 are padded inside the exported graph; sides under 5 pixels are padded here;
 large images are processed in overlapping tiles (`infer.tiling`), so memory stays bounded.
 
-The work is done on NumPy arrays: an ``.onnx`` model runs without importing torch (torch is loaded
-only for ``--preserve-color``, fixed-size models, tensor inputs, and a trained network given instead
-of an ONNX model, which is exported in memory first with `infer.export.build_onnx`).
+The work is done on NumPy arrays: an ``.onnx`` model runs without torch installed (a light install:
+onnxruntime, Pillow, NumPy, tqdm; README "Light install"). torch is loaded only for tensor inputs and
+for a trained network given instead of an ONNX model, which is exported in memory first with
+`infer.export.build_onnx`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from PIL import Image
 
 from infer import tiling
 from infer.providers import available_providers, provider_options, resolve_providers
+from infer.shipped import resolve_model
+from nst_core.color import preserve_color as keep_color
 from nst_core.errors import NSTError
-from nst_core.image_io import array_to_pil, open_image, pil_to_array, resize_longer
+from nst_core.image_io import array_to_pil, open_image, pil_to_array, resize_array, resize_longer
 
 if TYPE_CHECKING:
     import torch
@@ -83,8 +86,9 @@ def _open_session(model: str | bytes, name: str, providers: list[str], threads: 
 class Stylizer:
     """An exported style network loaded into one onnxruntime session.
 
-    ``model``: an ``.onnx`` file, or a trained network (``.safetensors``, checkpoint or run folder), which
-    is exported to ONNX in memory first (needs torch; `nst export` saves the ``.onnx`` for reuse).
+    ``model``: an ``.onnx`` file, a shipped model's name (``"starry_night"``, `infer.shipped`), or a trained
+    network (``.safetensors``, checkpoint or run folder), which is exported to ONNX in memory first (needs
+    torch; `nst export` saves the ``.onnx`` for reuse).
     ``provider``: ``None``/``"auto"`` (TensorRT, CUDA, else CPU), or one of ``cpu``, ``cuda``, ``tensorrt``,
     ``dml``, ``coreml``, ``openvino`` ... or a full onnxruntime provider name. ``threads``: CPU intra-op
     threads (default: onnxruntime's choice, one per physical core).
@@ -98,13 +102,11 @@ class Stylizer:
 
     def __init__(self, model: str | os.PathLike, provider: str | None = None, threads: int | None = None) -> None:
         t0 = time.perf_counter()
-        self.model_path = Path(model)
-        if not self.model_path.exists():
-            raise NSTError(f"{model}: no such model file")
+        self.model_path = Path(resolve_model(model))  # a path, else a shipped model's name (`infer.shipped`)
         if threads is not None and threads <= 0:
             raise NSTError(f"threads must be positive, got {threads}")
-        self.exported = is_network_source(model)
-        source: str | bytes = export_in_memory(model) if self.exported else str(model)
+        self.exported = is_network_source(self.model_path)
+        source: str | bytes = export_in_memory(self.model_path) if self.exported else str(self.model_path)
         self.size_bytes = len(source) if isinstance(source, bytes) else self.model_path.stat().st_size
         providers = resolve_providers(provider)
         self.session = _open_session(source, str(model), providers, threads)
@@ -204,13 +206,10 @@ class Stylizer:
 
     def _run_resized(self, x: np.ndarray) -> np.ndarray:
         """A fixed-size model: resize to its size (bicubic, antialiased when shrinking), run, resize back."""
-        import torch
-
-        from nst_core.image_io import resize_tensor
-
+        assert self.fixed_size is not None
         h, w = x.shape[2:]
-        small = resize_tensor(torch.from_numpy(np.ascontiguousarray(x)), self.fixed_size).clamp(0, 1)
-        return resize_tensor(torch.from_numpy(self.run_array(small.numpy())), (h, w)).numpy()
+        small = np.clip(resize_array(x, self.fixed_size), 0, 1)
+        return resize_array(self.run_array(small), (h, w))
 
     def run_tiled(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
         """One image (1, 3, H, W) in overlapping ``tile`` x ``tile`` pieces (see `infer.tiling.run_tiled`)."""
@@ -273,11 +272,7 @@ class Stylizer:
         y = self.network(content[None], tile)[0]
         np.clip(y, 0.0, 1.0, out=y)
         if preserve_color:
-            import torch
-
-            from nst_core.color import preserve_color as keep_color
-
-            y = keep_color(torch.from_numpy(y), torch.from_numpy(content)).numpy()
+            y = keep_color(y, content)
         if strength < 1.0:
             y = strength * y + (1.0 - strength) * content
             np.clip(y, 0.0, 1.0, out=y)

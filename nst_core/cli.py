@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import entry_points
 
@@ -45,8 +45,33 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     eps = {ep.name: ep for ep in entry_points(group="nst.commands")}
     for name in sorted(eps, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
         if only is None or name == only:
-            eps[name].load()(subparsers)
+            try:
+                register = eps[name].load()
+            except ImportError as e:  # a light install (README): no torch, PyYAML ... for this command
+                register = unavailable(name, e)
+            register(subparsers)
     return parser
+
+
+def not_installed(package: str) -> NSTError:
+    return NSTError(f"this needs {package}, which is not installed: pip install nst-toolkit (the full install)")
+
+
+def unavailable(name: str, error: ImportError) -> Callable[[argparse._SubParsersAction], None]:
+    """A stand-in for a command whose module needs a package this install lacks: listed by `nst --help`,
+    and running it is one line naming the package, not a traceback."""
+    missing = error.name or str(error)
+
+    def fail(args: argparse.Namespace) -> int:
+        raise not_installed(missing)
+
+    def register(subparsers: argparse._SubParsersAction) -> None:
+        # No option prefix, so every argument (--style ...) lands in `rest` instead of being refused
+        p = subparsers.add_parser(name, help=f"(not installed: needs {missing})", add_help=False, prefix_chars="\0")
+        p.add_argument("rest", nargs="*")
+        p.set_defaults(func=fail)
+
+    return register
 
 
 @contextmanager
@@ -77,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except NSTError as e:
         LOG.error(" ".join(str(e).split()))  # always one line
+        return 2
+    except ModuleNotFoundError as e:  # a light install running a command (or option) that needs torch ...
+        LOG.error(str(not_installed(e.name or str(e))))
         return 2
     except BrokenPipeError:  # `nst ... --json | head`: the reader left early; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again

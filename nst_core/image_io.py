@@ -199,6 +199,17 @@ def array_to_pil(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(out.transpose(1, 2, 0)), "RGB")
 
 
+def resize_array(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a (N, C, H, W) float array to (height, width): bicubic, antialiased when shrinking (Pillow's float
+    images, one channel at a time), so the ONNX path needs no torch for it."""
+    h, w = size
+    if x.shape[-2:] == (h, w):
+        return x
+    bicubic = Image.Resampling.BICUBIC
+    planes = [[Image.fromarray(np.ascontiguousarray(c, np.float32), "F").resize((w, h), bicubic) for c in i] for i in x]
+    return np.asarray(planes, dtype=np.float32)
+
+
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """8-bit RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
     import torch
