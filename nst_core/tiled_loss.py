@@ -108,11 +108,14 @@ def estimate_bytes(h: int, w: int, tile: int | None, halo: int = DEFAULT_HALO, a
     """
     if tile is None or (h <= tile and w <= tile):
         return BASE_BYTES + (BYTES_PER_PIXEL + IMAGE_BYTES_PER_PIXEL) * h * w
-    per_tile = (
-        BYTES_PER_PIXEL * (ry1 - ry0) * (rx1 - rx0) + CORE_BYTES_PER_PIXEL * (y1 - y0) * (x1 - x0)
-        for (y0, y1, x0, x1), (ry0, ry1, rx0, rx1) in ((t.core, t.region) for t in tile_grid(h, w, tile, halo, align))
-    )
-    return BASE_BYTES + max(per_tile) + IMAGE_BYTES_PER_PIXEL * h * w
+    ys, xs = (_extents(n, tile, halo, align) for n in (h, w))
+    per_tile = max(BYTES_PER_PIXEL * ry * rx + CORE_BYTES_PER_PIXEL * cy * cx for ry, cy in ys for rx, cx in xs)
+    return BASE_BYTES + per_tile + IMAGE_BYTES_PER_PIXEL * h * w
+
+
+def _extents(length: int, tile: int, halo: int, align: int) -> set[tuple[int, int]]:
+    """The distinct (region, core) lengths of the tiles along one side (a tile is one from each side)."""
+    return {(min(length, b + halo) - max(0, a - halo), b - a) for a, b in tile_spans(length, tile, align)}
 
 
 def plan_tiles(h: int, w: int, budget_bytes: int, halo: int = DEFAULT_HALO, align: int = 16) -> int | None:
