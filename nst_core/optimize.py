@@ -24,11 +24,15 @@ from nst_core.errors import NSTError
 from nst_core.image_io import open_image, pil_to_tensor, resize_longer, resize_tensor, save_image, scaled_size
 from nst_core.losses import PerceptualLoss, blend_weights
 from nst_core.optimize_config import OptimizeConfig, auto_scales, converged
+from nst_core.tiled_loss import TiledLoss, plan_tiles
 
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
 PIXEL_SCALE = 255.0  # pixels are optimised in 0-255 units, as in the Caffe-era implementations
 OBJECTIVE_START = 1e5  # the optimised objective starts at this value at each scale
 RANGE_PENALTY = 0.01  # weight of the out-of-range pixel penalty (see _range_penalty)
+HISTORY, MIN_HISTORY = 100, 5  # L-BFGS history entries: the most, and the fewest a memory budget may leave
+HISTORY_SHARE = 0.25  # of the memory budget for L-BFGS's history (see _plan)
+IMAGE_COPIES = 8  # image-sized tensors besides the history: pixels, gradient, best point, L-BFGS's own, content
 OVERSHOOT = 1.5  # an L-BFGS evaluation this far above the scale's start restarts from the best (see _Run.solve)
 #: Called after every step with (step, seconds so far, current image (1,3,H,W), loss terms).
 StepCallback = Callable[[int, float, torch.Tensor, dict[str, float]], None]
@@ -123,10 +127,6 @@ def _scale_sizes(cfg: OptimizeConfig, content: Image.Image, min_side: int) -> li
     return keep
 
 
-def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
-    return {k: float(v.detach()) for k, v in terms.items()}
-
-
 def _range_penalty(p: torch.Tensor) -> torch.Tensor:
     """Smooth cost of pixels outside [0, 255], relative to the objective's start value.
 
@@ -141,7 +141,7 @@ def _range_penalty(p: torch.Tensor) -> torch.Tensor:
     return excess.square().mean() * (RANGE_PENALTY * OBJECTIVE_START)
 
 
-def _lbfgs(p: torch.Tensor, n: int) -> torch.optim.LBFGS:
+def _lbfgs(p: torch.Tensor, n: int, history: int = HISTORY) -> torch.optim.LBFGS:
     """L-BFGS doing exactly one objective evaluation per step (no line search), at most ``n``.
 
     tolerance_change=0: torch's first step is 1/|g|_1 long, and on a large image it can leave the
@@ -149,21 +149,20 @@ def _lbfgs(p: torch.Tensor, n: int) -> torch.optim.LBFGS:
     runs after one step). The step budget is ours; stop only when no descent direction is left.
     """
     return torch.optim.LBFGS(
-        [p], lr=1.0, max_iter=n, max_eval=n, history_size=100, tolerance_grad=1e-12, tolerance_change=0.0
+        [p], lr=1.0, max_iter=n, max_eval=n, history_size=history, tolerance_grad=1e-12, tolerance_change=0.0
     )
 
 
-def _check_finite(objective: torch.Tensor, terms: dict[str, torch.Tensor], step: int, cfg: OptimizeConfig) -> None:
+def _check_finite(objective: float, terms: dict[str, float], step: int, cfg: OptimizeConfig) -> None:
     """Stop at once, naming the step and the likely cause, instead of saving a black image and printing NaN."""
-    if torch.isfinite(objective.detach()):
+    if math.isfinite(objective):
         return
-    terms = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
-    bad = ", ".join(f"{k} {v:g}" for k, v in terms.items() if not math.isfinite(v))
+    bad = ", ".join(f"{k} {v:g}" for k, v in terms.items() if k != "total" and not math.isfinite(v))
     cause = f"Adam step size --lr {cfg.lr:g} too large" if cfg.optimizer == "adam" and step > 1 else ""
     cause = (
         cause or f"loss weights too large (content {cfg.loss.content:g}, style {cfg.loss.style:g}, tv {cfg.loss.tv:g})"
     )
-    raise NSTError(f"the loss became {float(objective.detach()):g} at step {step} ({bad or 'the total'}): {cause}?")
+    raise NSTError(f"the loss became {objective:g} at step {step} ({bad or 'the total'}): {cause}?")
 
 
 class _Run:
@@ -181,7 +180,9 @@ class _Run:
         self.scale_losses: list[float] = []  # the current scale's best loss after each step
         self.bar = tqdm(total=total_steps, desc="optimize", unit="step", disable=not cfg.progress, dynamic_ncols=True)
 
-    def solve(self, x: torch.Tensor, targets: dict[str, torch.Tensor], final: bool) -> torch.Tensor:
+    def solve(
+        self, x: torch.Tensor, tiled: TiledLoss, targets: dict[str, torch.Tensor], final: bool, history: int
+    ) -> torch.Tensor:
         """Run one scale from ``x`` at its size; returns the best image found, in [0, 1] units.
 
         The scale runs its fixed step count (``steps`` / ``coarse_steps``), or until converged (at most
@@ -202,11 +203,11 @@ class _Run:
         best, size = _Best(), f"{x.shape[-1]}x{x.shape[-2]}"
         n, converge = self._budget(final)
         self.scale_losses = []
-        closure = self._closure(p, targets, best, final, size, converge)
+        closure = self._closure(p, tiled, targets, best, final, converge)
         stopped = False
         try:
             if self.cfg.optimizer == "lbfgs":
-                self._run_lbfgs(p, closure, best, n)
+                self._run_lbfgs(p, closure, best, n, history)
             else:
                 opt = torch.optim.Adam([p], lr=self.cfg.lr * PIXEL_SCALE)
                 for _ in range(n):
@@ -232,42 +233,56 @@ class _Run:
             self.paused += time.perf_counter() - t0
 
     def _closure(
-        self, p: torch.Tensor, targets: dict[str, torch.Tensor], best: _Best, final: bool, size: str, converge: bool
+        self,
+        p: torch.Tensor,
+        tiled: TiledLoss,
+        targets: dict[str, torch.Tensor],
+        best: _Best,
+        final: bool,
+        converge: bool,
     ) -> Callable[[], torch.Tensor]:
+        """One VGG evaluation per call (by tiles when ``tiled`` has a tile size), the best point kept."""
+        size = f"{p.shape[-1]}x{p.shape[-2]}"
         cfg, norm = self.cfg, []
 
+        def overshoots(terms: dict[str, float]) -> bool:
+            return cfg.optimizer == "lbfgs" and best.p is not None and not terms["total"] <= best.start * OVERSHOOT
+
         def closure() -> torch.Tensor:
-            p.grad = None
-            image = p / PIXEL_SCALE
-            terms = self.loss(image, targets)
-            if not norm:
-                norm.append(OBJECTIVE_START / max(float(terms["total"].detach()), 1e-30))
-            objective = terms["total"] * norm[0] + _range_penalty(p)
-            value = float(terms["total"].detach())  # the loss users see (the objective adds the range penalty)
-            if cfg.optimizer == "lbfgs" and best.p is not None and not value <= best.start * OVERSHOOT:
+            terms, grad = tiled.value_and_grad(p.detach() / PIXEL_SCALE, targets, lambda t: not overshoots(t))
+            if grad is None:
                 self._after_step(best.image, best.terms, size)  # the evaluation is spent; nothing changed
                 raise _Overshoot
+            value = terms["total"]  # the loss users see (the objective adds the range penalty)
+            if not norm:
+                norm.append(OBJECTIVE_START / max(value, 1e-30))
+            p.grad = None
+            penalty = _range_penalty(p)
+            penalty.backward()
+            objective = value * norm[0] + float(penalty.detach())
             _check_finite(objective, terms, self.step + 1, cfg)
-            objective.backward()
+            p.grad.add_(grad.to(p.grad.dtype), alpha=norm[0] / PIXEL_SCALE)
             if value < best.value:
-                best.update(value, p, _floats(terms))
+                best.update(value, p, terms)
             self._after_step(best.image, best.terms, size)
             if final and cfg.stop_loss is not None and best.terms["total"] <= cfg.stop_loss:
                 raise _Stop
             if converge and converged(self.scale_losses, cfg):
                 raise _Stop
-            return objective
+            return p.new_tensor(objective)
 
         return closure
 
-    def _run_lbfgs(self, p: torch.Tensor, closure: Callable[[], torch.Tensor], best: _Best, n: int) -> None:
+    def _run_lbfgs(
+        self, p: torch.Tensor, closure: Callable[[], torch.Tensor], best: _Best, n: int, history: int
+    ) -> None:
         """L-BFGS until ``n`` evaluations are spent, restarted with a fresh history when it stops early
         (float32 round-off can make its direction non-descending or its step vanish) or overshoots."""
         end = self.step + n
         while self.step < end:
             before = self.step
             try:
-                _lbfgs(p, end - self.step).step(closure)
+                _lbfgs(p, end - self.step, history).step(closure)
             except _Overshoot:
                 with torch.no_grad():
                     p.copy_(best.p)
@@ -329,12 +344,31 @@ def optimize(
     x: torch.Tensor | None = None
     for level, side in enumerate(sizes):
         c = images.content_at(side)
-        loss.set_style(images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side), blend)
-        targets = loss.content_targets(c)
+        styles = images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side)
+        TiledLoss(loss, _plan(cfg, *max((s.shape[-2:] for s in styles), key=math.prod))[0]).set_style(styles, blend)
+        tile, history = _plan(cfg, *c.shape[-2:])
+        tiled = TiledLoss(loss, tile)
+        targets = tiled.content_targets(c)
         x = images.start(cfg, c) if x is None else resize_tensor(x, tuple(c.shape[-2:])).clamp_(0, 1)
-        x = run.solve(x, targets, final=level == len(sizes) - 1)
+        x = run.solve(x, tiled, targets, final=level == len(sizes) - 1, history=history)
     run.bar.close()
-    return _result(cfg, run, loss, x, c, targets, images.start(cfg, c), start)
+    return _result(cfg, run, tiled, x, c, targets, images.start(cfg, c), start)
+
+
+def _plan(cfg: OptimizeConfig, h: int, w: int) -> tuple[int | None, int]:
+    """Tile side (None: whole image) and L-BFGS history length for an h x w image within ``cfg.max_memory_gb``.
+
+    L-BFGS keeps two image-sized vectors per history entry (100 entries of a 4096x3072 image: 30 GB);
+    they get at most HISTORY_SHARE of the budget, the VGG evaluation (`plan_tiles`) what is left
+    after them and the optimizer's other image-sized copies.
+    """
+    budget = cfg.max_memory_gb * 2**30
+    vector = 3 * h * w * 4
+    history = max(MIN_HISTORY, min(HISTORY, int(budget * HISTORY_SHARE / (2 * vector))))
+    if cfg.tile is not None:
+        return (cfg.tile or None), history
+    left = budget - (2 * history + IMAGE_COPIES) * vector
+    return plan_tiles(h, w, int(left)), history
 
 
 @dataclass
@@ -386,7 +420,7 @@ def _total_steps(cfg: OptimizeConfig, levels: int) -> int | None:
 def _result(
     cfg: OptimizeConfig,
     run: _Run,
-    loss: PerceptualLoss,
+    tiled: TiledLoss,
     x: torch.Tensor,
     c: torch.Tensor,
     targets: dict[str, torch.Tensor],
@@ -398,7 +432,7 @@ def _result(
         out = x.detach().clamp(0, 1)
         if cfg.preserve_color:
             out = preserve_color(out, c)
-        final_loss, initial_loss = _floats(loss(out, targets)), _floats(loss(start_image, targets))
+    final_loss, initial_loss = (tiled.value_and_grad(i, targets, lambda t: False)[0] for i in (out, start_image))
     out = out.float().cpu().contiguous()
     return OptimizeResult(
         image=_as_pil(out),

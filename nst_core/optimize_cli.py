@@ -19,6 +19,7 @@ from nst_core.cli_options import (
     list_of,
     loss_from_args,
     nonneg_float,
+    nonneg_int,
     number,
     positive_float,
     positive_int,
@@ -84,6 +85,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--coarse-steps", type=positive_int, help="steps at each coarser scale (default: --steps)")
     p.add_argument(
         "--save-every", type=positive_int, metavar="N", help="also save the image every N steps as OUT.stepNNNNN.png"
+    )
+    p.add_argument(
+        "--max-memory",
+        type=positive_float,
+        default=_D.max_memory_gb,
+        dest="max_memory_gb",
+        metavar="GB",
+        help="peak memory to plan for: larger images are computed in VGG tiles to stay under it (GiB)",
+    )
+    p.add_argument(
+        "--tile", type=nonneg_int, metavar="PX", help="VGG tile side, a multiple of 16 (default: planned; 0: never)"
     )
     p.add_argument(
         "--preview", action="store_true", help="rewrite OUT.preview.png with the current image after every scale"

@@ -20,7 +20,7 @@ class OptimizeConfig:
     size: int = 512  # longer side of the output in pixels
     steps: int | None = None  # None: each scale runs until converged (see `tol`); N: exactly N at the final scale
     max_steps: int = 1000  # the ceiling of a converging scale
-    tol: float = 0.005  # converged: the loss fell by less than this fraction over the last `window` steps
+    tol: float = 0.01  # converged: the loss fell by less than this fraction over the last `window` steps (see README)
     window: int = 20
     min_steps: int = 50  # a converging scale runs at least this many steps
     optimizer: str = "lbfgs"
@@ -40,6 +40,8 @@ class OptimizeConfig:
     vgg_weights: str = "caffe"
     progress: bool = True
     channels_last: bool = True
+    max_memory_gb: float = 6.0  # peak memory planned for (VGG tiles + L-BFGS history), GiB; see optimize._plan
+    tile: int | None = None  # VGG tile side in px (a multiple of 16); None: planned from max_memory_gb; 0: never tile
     stop_loss: float | None = None  # stop early once the total loss at the final scale is at or below this
 
     def __post_init__(self) -> None:
@@ -47,6 +49,10 @@ class OptimizeConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise NSTError(f"{name} must be positive, got {value}")
+        if not (math.isfinite(self.max_memory_gb) and self.max_memory_gb > 0):
+            raise NSTError(f"max_memory_gb must be a finite number > 0, got {self.max_memory_gb}")
+        if self.tile is not None and (self.tile < 0 or self.tile % 16):
+            raise NSTError(f"tile must be 0 (never tile) or a positive multiple of 16 px, got {self.tile}")
         if self.min_steps < 0:
             raise NSTError(f"min_steps must be >= 0, got {self.min_steps}")
         if not (math.isfinite(self.tol) and self.tol >= 0):
