@@ -33,6 +33,9 @@ RANGE_PENALTY = 0.01  # weight of the out-of-range pixel penalty (see _range_pen
 HISTORY, MIN_HISTORY = 100, 5  # L-BFGS history entries: the most, and the fewest a memory budget may leave
 HISTORY_SHARE = 0.25  # of the memory budget for L-BFGS's history (see _plan)
 IMAGE_COPIES = 8  # image-sized tensors besides the history: pixels, gradient, best point, L-BFGS's own, content
+# Finer scales stop at FINE_TOL x tol: tubingen x starry_night at 512 px after a 256 px scale, fine steps 100
+# and 250 look alike (crops compared), tol 0.01 ran 186 steps, 0.02 130, 0.05 86.
+FINE_TOL = 4.0
 OVERSHOOT = 1.5  # an L-BFGS evaluation this far above the scale's start restarts from the best (see _Run.solve)
 #: Called after every step with (step, seconds so far, current image (1,3,H,W), loss terms).
 StepCallback = Callable[[int, float, torch.Tensor, dict[str, float]], None]
@@ -244,6 +247,8 @@ class _Run:
         """One VGG evaluation per call (by tiles when ``tiled`` has a tile size), the best point kept."""
         size = f"{p.shape[-1]}x{p.shape[-2]}"
         cfg, norm = self.cfg, []
+        # A finer scale starts from the upsampled picture, its composition settled: a looser rule (see FINE_TOL).
+        rule = cfg if not self.scales else replace(cfg, tol=cfg.tol * FINE_TOL)
 
         def overshoots(terms: dict[str, float]) -> bool:
             return cfg.optimizer == "lbfgs" and best.p is not None and not terms["total"] <= best.start * OVERSHOOT
@@ -267,7 +272,7 @@ class _Run:
             self._after_step(best.image, best.terms, size)
             if final and cfg.stop_loss is not None and best.terms["total"] <= cfg.stop_loss:
                 raise _Stop
-            if converge and converged(self.scale_losses, cfg):
+            if converge and converged(self.scale_losses, rule):
                 raise _Stop
             return p.new_tensor(objective)
 

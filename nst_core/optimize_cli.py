@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scales",
         type=positive_int,
-        help="coarse-to-fine levels, each half the size of the next (default: halve down to about 256 px)",
+        help="coarse-to-fine levels, each half the size of the next (default: halve down to about 128 px)",
     )
     p.add_argument("--coarse-steps", type=positive_int, help="steps at each coarser scale (default: --steps)")
     p.add_argument(

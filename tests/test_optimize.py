@@ -134,8 +134,8 @@ def test_convergence_stop_ends_before_the_ceiling_and_not_before_the_minimum(
     assert res.loss["total"] < res.initial_loss["total"] / 4
 
 
-@pytest.mark.parametrize(("size", "levels"), [(64, 1), (256, 1), (511, 1), (512, 2), (1024, 3), (4096, 5)])
-def test_auto_scales_halve_down_to_about_256_px(size: int, levels: int) -> None:
+@pytest.mark.parametrize(("size", "levels"), [(64, 1), (255, 1), (256, 2), (512, 3), (1024, 4), (4096, 6)])
+def test_auto_scales_halve_down_to_about_128_px(size: int, levels: int) -> None:
     assert auto_scales(size) == levels
 
 
