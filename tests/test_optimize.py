@@ -60,6 +60,7 @@ def test_lbfgs_does_not_diverge() -> None:
         SHARED / "styles" / "candy.jpg",
         steps=60,
         size=256,
+        scales=1,
         loss=LossWeights(
             content=1, style=0.2, content_layers=["relu2_2"], style_layers=["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
         ),
