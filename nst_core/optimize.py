@@ -171,10 +171,8 @@ def _check_finite(objective: float, terms: dict[str, float], step: int, cfg: Opt
 class _Run:
     """State shared by the scales of one run: step count, timings, history, progress bar."""
 
-    def __init__(
-        self, cfg: OptimizeConfig, loss: PerceptualLoss, start: float, callback: StepCallback | None, total_steps: int
-    ) -> None:
-        self.cfg, self.loss, self.start, self.callback = cfg, loss, start, callback
+    def __init__(self, cfg: OptimizeConfig, start: float, callback: StepCallback | None, total_steps: int) -> None:
+        self.cfg, self.start, self.callback = cfg, start, callback
         self.step = 0
         self.paused = 0.0  # time spent in callbacks and saving, kept out of the reported timings
         self.history: list[tuple[int, float, float]] = []
@@ -344,7 +342,7 @@ def optimize(
     images = _Images(_as_pil(content), [_as_pil(s) for s in style_list], _init_image(cfg), device)
     loss = _build_loss(cfg, loss_fn, device)
     sizes = _scale_sizes(cfg, images.content, loss.encoder.min_side)
-    run = _Run(cfg, loss, start, callback, _total_steps(cfg, len(sizes)))
+    run = _Run(cfg, start, callback, _total_steps(cfg, len(sizes)))
 
     x: torch.Tensor | None = None
     for level, side in enumerate(sizes):
@@ -437,7 +435,8 @@ def _result(
         out = x.detach().clamp(0, 1)
         if cfg.preserve_color:
             out = preserve_color(out, c)
-    final_loss, initial_loss = (tiled.value_and_grad(i, targets, lambda t: False)[0] for i in (out, start_image))
+        # Scores only: no gradient pass, and no graph kept for one.
+        final_loss, initial_loss = (tiled.value_and_grad(i, targets, lambda t: False)[0] for i in (out, start_image))
     out = out.float().cpu().contiguous()
     return OptimizeResult(
         image=_as_pil(out),

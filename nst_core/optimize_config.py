@@ -47,7 +47,7 @@ class OptimizeConfig:
     stop_loss: float | None = None  # stop early once the total loss at the final scale is at or below this
 
     def __post_init__(self) -> None:
-        for name in ("size", "steps", "scales", "max_steps", "window"):
+        for name in ("size", "steps", "scales", "coarse_steps", "max_steps", "window"):  # None: not given
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise NSTError(f"{name} must be positive, got {value}")
@@ -59,8 +59,6 @@ class OptimizeConfig:
             raise NSTError(f"min_steps must be >= 0, got {self.min_steps}")
         if not (math.isfinite(self.tol) and self.tol >= 0):
             raise NSTError(f"tol must be a finite number >= 0, got {self.tol}")
-        if self.coarse_steps is not None and self.coarse_steps <= 0:
-            raise NSTError(f"coarse_steps must be positive, got {self.coarse_steps}")
         if self.optimizer not in OPTIMIZERS:
             raise NSTError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
         if not 0 < self.lr <= 1:  # a step over the whole pixel range overflows Adam's float32 state
