@@ -123,6 +123,33 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, photo_dir
     assert state["seconds"] == resumed.seconds > first["seconds"]  # ... and carried on by the resumed run
 
 
+def test_max_time_checkpoints_and_resume_equals_an_uninterrupted_run(tmp_path, photo_dir, style_path):
+    straight = tiny(tmp_path / "a", photo_dir, style_path, max_steps=8)
+    run_training(straight)
+    cut = tiny(tmp_path / "b", photo_dir, style_path, max_steps=8, max_time=1e-9, log_every=3)
+    stopped = run_training(cut)  # out of time at the first step that asks (a log step): step 3
+    assert stopped.out_of_time and stopped.step == 3
+    assert (Path(cut.output) / "checkpoints" / "step-000000003").is_dir()
+    assert load_network(Path(cut.output))[1]["step"] == "3"  # the network of the step reached is written
+    resumed = run_training(dataclasses.replace(cut, max_time=None), resume="latest")
+    assert not resumed.out_of_time and resumed.step == 8
+    a, b = _weights(Path(straight.output)), _weights(Path(cut.output))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= RESUME_ATOL
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(90, 90.0), ("90s", 90.0), ("30m", 1800.0), ("2h", 7200.0), ("1.5", 1.5)]
+)
+def test_max_time_reads_seconds_minutes_and_hours(value, seconds):
+    assert TrainConfig(max_time=value).max_time == seconds
+
+
+@pytest.mark.parametrize("value", ["2d", "soon", 0, "-5m"])
+def test_max_time_rejects_what_is_not_a_positive_duration(value):
+    with pytest.raises(NSTError, match="max_time"):
+        TrainConfig(max_time=value)
+
+
 def test_corrupt_files_are_skipped_and_reported_on_stderr(tmp_path, photo_dir, style_path, capsys):
     from nst_core.log import configure
 

@@ -119,6 +119,11 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ("--lr", "Adam learning rate", {"type": positive_float}),
         ("--epochs", "passes over the data (when --max-steps is not given)", {"type": positive_float}),
         ("--max-steps", "optimizer steps (overrides --epochs)", {"type": positive_int}),
+        (
+            "--max-time",
+            "stop after this much training in this session (90, 90s, 30m, 2h), with a checkpoint: --resume goes on",
+            {"metavar": "SECONDS"},
+        ),
         ("--grad-accum", "gradient accumulation steps (default: accelerate's, else 1)", {"type": positive_int}),
         ("--mixed-precision", "autocast dtype (default: accelerate's, else no)", {"choices": MIXED_PRECISION}),
         ("--seed", "random seed (weights init, data order, crops)", {"type": int}),
@@ -151,7 +156,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vgg.help = f"{vgg.help} (default: {_D.vgg_weights})"
     add_loss_options(p, _D.loss, only_given=True)
     add_report_options(
-        p, "print only a JSON summary on stdout at the end: run_dir, step, network, losses, mixed_precision, skipped"
+        p,
+        "print only a JSON summary on stdout at the end: run_dir, step, network, losses, mixed_precision, "
+        "seconds, out_of_time, skipped",
     )
     p.set_defaults(func=run)
 
@@ -185,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
             "losses": result.history[-1][1] if result.history else {},
             "mixed_precision": result.mixed_precision,
             "seconds": round(result.seconds, 1),
+            "out_of_time": result.out_of_time,
         }
         summary |= {"data_files": result.data_files, "skipped": result.skipped, "skipped_files": result.skipped_files}
         print(json.dumps(summary))

@@ -54,6 +54,7 @@ LEGACY_KEYS = {
     "style_layers": "loss.style_layers",
     "style_layer_weights": "loss.style_layer_weights",
 }
+SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
 POSITIVE_INTS = (
     "image_size",
     "batch_size",
@@ -102,6 +103,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam, betas (0.9, 0.999), as in Johnson et al.
     epochs: float = 2.0  # used when max_steps is not set
     max_steps: int | None = None  # optimizer steps; overrides epochs
+    max_time: float | None = None  # seconds of training in this session (90, "30m", "2h"), then checkpoint and stop
     grad_accum: int | None = None  # None: accelerate's (accelerate config / launch), else 1
     mixed_precision: str | None = None  # no | bf16 | fp16; None: accelerate's (config / launch / env), else no
     seed: int = 42
@@ -127,6 +129,7 @@ class TrainConfig:
             raise NSTError(f"loss must be a LossWeights, got {type(self.loss).__name__}")
         for name in POSITIVE_INTS:
             _check(name, getattr(self, name), getattr(self, name) > 0, "a positive integer")
+        _check("max_time", self.max_time, self.max_time is None or self.max_time > 0, "> 0 or null")
         for name in ("max_steps", "style_size", "grad_accum"):
             value = getattr(self, name)
             _check(name, value, value is None or value > 0, "a positive integer or null")
@@ -222,6 +225,14 @@ def _as_bool(value: Any) -> bool:
     raise ValueError
 
 
+def _as_seconds(value: Any) -> float:
+    """90, 90.5, "90s", "30m", "2h" -> seconds (a job's wall-clock limit is written either way)."""
+    if isinstance(value, str) and value.strip()[-1:].lower() in SECONDS_PER:
+        text = value.strip()
+        return _as_float(text[:-1]) * SECONDS_PER[text[-1].lower()]
+    return _as_float(value)
+
+
 def _as_str(value: Any) -> str:
     if isinstance(value, str | os.PathLike):
         return os.fspath(value)
@@ -245,6 +256,10 @@ _KINDS = {
 }
 
 
+#: Fields whose values are not read as their annotation says: field -> (converter, what it must be).
+_FIELD_KINDS = {"max_time": (_as_seconds, "seconds (a number, or with s, m or h: 90s, 30m, 2h)")}
+
+
 def coerce(name: str, value: Any) -> Any:
     """``value`` as field ``name``'s type, or NSTError naming the key and the type it must have.
 
@@ -252,7 +267,7 @@ def coerce(name: str, value: Any) -> Any:
     """
     annotation = str(TrainConfig.__dataclass_fields__[name].type)
     nullable = annotation.endswith(" | None")
-    convert, expected = _KINDS[annotation.removesuffix(" | None")]
+    convert, expected = _FIELD_KINDS.get(name) or _KINDS[annotation.removesuffix(" | None")]
     if value is None and nullable:
         return None
     if name == "mixed_precision" and value is False:  # `mixed_precision: no` unquoted is YAML 1.1's false

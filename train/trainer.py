@@ -51,6 +51,7 @@ class TrainResult:
     data_files: int | None = None  # image files in the data (None: a stream of unknown length)
     mixed_precision: str = "no"  # the precision actually used (the config's, else accelerate's)
     seconds: float = 0.0  # wall-clock time of the training loop, all sessions of the run
+    out_of_time: bool = False  # stopped by max_time before max_steps (--resume goes on)
 
 
 def build_loss(cfg: TrainConfig, style: torch.Tensor, device: torch.device) -> PerceptualLoss:
@@ -163,6 +164,8 @@ class Trainer:
         from accelerate.utils import broadcast_object_list, set_seed
 
         set_seed(cfg.seed)
+        if self.device.type == "cuda":  # fixed crop size: cuDNN's autotuner picks each conv's fastest kernel once
+            torch.backends.cudnn.benchmark = True
         if self.world > 1:  # every process writes into the main process's temporary checkpoint folder
             self.checkpointer.writer_pid = broadcast_object_list([self.checkpointer.writer_pid])[0]
         self.memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -177,6 +180,7 @@ class Trainer:
         self.forward = torch.compile(self.net) if cfg.compile else self.net
         self.max_steps = total_steps(cfg, inputs.source.length, self.world)
         self.state, self.last_saved, self.throughput = TrainingState(), -1, Throughput()
+        self.out_of_time = False
         self.checkpointer.attach(self.accelerator, self.state)
         self.photos = inputs.photos.to(self.device).contiguous(memory_format=self.net_memory)
 
@@ -235,7 +239,7 @@ class Trainer:
         loader = make_loader(self.cfg, self.inputs.source, start, self.rank, self.world, cuda)
         show = self.main and self.progress
         bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not show, unit="step", dynamic_ncols=True)
-        last = time.perf_counter()
+        last = started = time.perf_counter()
         with bar:
             for images, positions, bad in loader:
                 terms = self.train_step(images, positions, bad)
@@ -255,6 +259,24 @@ class Trainer:
                     self.save_checkpoint()
                 if step >= self.max_steps:
                     break
+                if self.due(self.cfg.log_every) and self.time_is_up(started):
+                    self.note(f"--max-time {self.cfg.max_time:g} s reached at step {step}; --resume goes on")
+                    self.out_of_time = True
+                    if self.main and step % self.cfg.sample_every:  # a grid of where this session ended
+                        self.save_samples()
+                    break
+
+    def time_is_up(self, started: float) -> bool:
+        """Whether this session's ``max_time`` is spent, as the main process sees it (every process stops at
+        the same step; asked at log steps only, so a multi-process run syncs no more often than it logs)."""
+        if self.cfg.max_time is None:
+            return False
+        late = torch.tensor(float(time.perf_counter() - started >= self.cfg.max_time), device=self.device)
+        if self.world > 1:
+            from accelerate.utils import broadcast
+
+            late = broadcast(late, from_process=0)
+        return bool(late)
 
     def due(self, every: int) -> bool:
         return self.state.step % every == 0 or self.state.step == self.max_steps
@@ -337,7 +359,16 @@ class Trainer:
             self.warn(f"skipped {s.skipped} unreadable image(s) ({n} file(s)): {names}{used}")
         files, precision = self.inputs.source.length, str(self.cfg.mixed_precision)
         return TrainResult(
-            self.run_dir, s.step, s.history, s.skipped, list(s.skipped_files), network, files, precision, s.seconds
+            self.run_dir,
+            s.step,
+            s.history,
+            s.skipped,
+            list(s.skipped_files),
+            network,
+            files,
+            precision,
+            s.seconds,
+            self.out_of_time,
         )
 
 
