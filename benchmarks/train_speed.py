@@ -14,6 +14,7 @@ two loops alternate step by step, so background load affects both alike. Medians
 after warm-up.
 
     python benchmarks/train_speed.py --batch-sizes 4,16 --size 256
+    python benchmarks/train_speed.py --device cuda --batch-sizes 4,16 --steps 20 --bf16   # on a GPU
 """
 
 from __future__ import annotations
@@ -61,14 +62,15 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 class Reference:
     """pytorch/examples' training step, same network/VGG/layers/weights as the trainer (``cfg.loss``)."""
 
-    def __init__(self, style: torch.Tensor, cfg: TrainConfig) -> None:
+    def __init__(self, style: torch.Tensor, cfg: TrainConfig, device: torch.device) -> None:
         torch.manual_seed(0)
-        self.net = TransformerNet.from_variant(cfg.variant)
+        self.net = TransformerNet.from_variant(cfg.variant).to(device)
         self.loss = cfg.loss
-        self.vgg = VGGFeatures([*self.loss.content_layers, *self.loss.style_layers], weights=cfg.vgg_weights)
+        names = [*self.loss.content_layers, *self.loss.style_layers]
+        self.vgg = VGGFeatures(names, weights=cfg.vgg_weights).to(device)
         self.opt = torch.optim.Adam(self.net.parameters(), cfg.lr)
         with torch.no_grad():
-            feats = self.vgg(style.unsqueeze(0))
+            feats = self.vgg(style.unsqueeze(0).to(device))
         self.gram_style = {n: gram(feats[n]) for n in self.loss.style_layers}
 
     def step(self, x: torch.Tensor) -> float:
@@ -91,16 +93,17 @@ class Reference:
 class Optimized:
     """The trainer's step (no DataLoader: both loops get the same tensors)."""
 
-    def __init__(self, style: torch.Tensor, cfg: TrainConfig, bf16: bool) -> None:
+    def __init__(self, style: torch.Tensor, cfg: TrainConfig, bf16: bool, device: torch.device) -> None:
         torch.manual_seed(0)
-        self.net = TransformerNet.from_variant(cfg.variant)
-        self.loss = build_loss(cfg, style, torch.device("cpu"))
-        self.opt = make_optimizer(self.net.parameters(), cfg, torch.device("cpu"))
+        self.net = TransformerNet.from_variant(cfg.variant).to(device)
+        self.loss = build_loss(cfg, style, device)
+        self.opt = make_optimizer(self.net.parameters(), cfg, device)
         self.forward = torch.compile(self.net) if cfg.compile else self.net
-        self.bf16 = bf16
+        self.bf16, self.device = bf16, device
 
     def step(self, x: torch.Tensor) -> float:
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        bf16 = torch.autocast(self.device.type, dtype=torch.bfloat16)
+        ctx = bf16 if self.bf16 else contextlib.nullcontext()
         with ctx:
             terms = forward_loss(self.forward, self.loss, x)
         terms["total"].backward()
@@ -110,6 +113,7 @@ class Optimized:
 
 
 def timed(fn, x) -> float:
+    """Seconds of one step; each step ends in ``float(loss)``, which waits for the GPU."""
     t = time.perf_counter()
     fn(x)
     return time.perf_counter() - t
@@ -125,15 +129,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast in the optimized loop")
     p.add_argument("--compile", action="store_true", help="torch.compile the transformer in the optimized loop")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (both loops)")
+    p.add_argument("--variant", default="standard", choices=("standard", "small"))
     p.add_argument("--photos", type=Path, default=SHARED / "photos")
     p.add_argument("--style", type=Path, default=SHARED / "styles" / "candy.jpg")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(compile=args.compile)
+    cfg, device = TrainConfig(compile=args.compile, variant=args.variant), torch.device(args.device)
     style_file = str(args.style) if args.style.is_file() else "skimage:coffee"
     style = load_image(style_file, size=args.size)
-    print(f"machine: {describe(machine_info('cpu'))}")
+    print(f"machine: {describe(machine_info(args.device))}")
     loss = cfg.loss
     print(
         f"network {cfg.variant}, {cfg.vgg_weights} VGG19, {args.size} px, style {Path(style_file).name}, "
@@ -145,8 +151,8 @@ def main() -> None:
         f"fused Adam{', bf16 autocast' if args.bf16 else ''}{', torch.compile' if args.compile else ''}"
     )
     for bs in (int(b) for b in args.batch_sizes.split(",")):
-        x = photos(args.photos, bs, args.size)
-        ref, opt = Reference(style, cfg), Optimized(style, cfg, args.bf16)
+        x = photos(args.photos, bs, args.size).to(device)
+        ref, opt = Reference(style, cfg, device), Optimized(style, cfg, args.bf16, device)
         for _ in range(args.warmup):
             ref.step(x)
             opt.step(x)
