@@ -112,7 +112,7 @@ def test_train_takes_a_shipped_config_by_name_and_its_style_by_name(tmp_path: Pa
     code, _, err = run_cli(["train", "-c", "udnie", "--data", str(photos), "-o", str(run), *TINY_TRAIN], capsys)
     assert code == 0, err
     saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    assert saved["style"] == "udnie" and saved["variant"] == "small"  # the config's values; the name is kept
+    assert saved["style"] == "udnie" and saved["variant"] == "small"  # the config's style by name; TINY_TRAIN's variant
 
 
 def test_train_style_flag_takes_a_built_in_name(tmp_path: Path, photos: Path, capsys) -> None:
