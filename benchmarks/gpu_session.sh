@@ -8,8 +8,10 @@
 #   3. every command once on CUDA (optimize, export, stylize, compare, models).
 # Usage, from the repository root:  bash benchmarks/gpu_session.sh PHOTOS WHEELS OUT TRAIN_SECONDS
 #   PHOTOS: training image folder; WHEELS: folder of wheels to install first ("" for none); OUT: results.
-# Environment: STYLES (default: the six built-in styles), DEVICE (cuda), WORK (/tmp/nst_gpu), TRAIN_SPEED_ARGS and
-# INFER_SPEED_ARGS (the benchmarks' size options, smaller for a dry run on a CPU).
+# Environment: STYLES (default: the six built-in styles), DEVICE (cuda), WORK (/tmp/nst_gpu), INIT_FROM (a folder
+# of STYLE.safetensors to go on from, e.g. the last session's networks: a device's checkpoints do not come back),
+# TRAIN_FLAGS (more `nst train` flags, e.g. --compile), TRAIN_SPEED_ARGS and INFER_SPEED_ARGS (the benchmarks'
+# size options, smaller for a dry run on a CPU). benchmarks/gpu_prepare.sh makes PHOTOS, WHEELS and INIT_FROM.
 set -u
 photos=$1 wheels=$2 out=$3 budget=$4
 styles=${STYLES:-starry_night the_scream great_wave udnie composition_vii shipwreck}
@@ -48,9 +50,12 @@ start=$(date +%s)
 train() {  # STYLE SECONDS [FLAGS...]
   local s=$1 seconds=$2
   shift 2
+  local init=()
+  [ -n "${INIT_FROM:-}" ] && [ -f "$INIT_FROM/$s.safetensors" ] && init=(--init-from "$INIT_FROM/$s.safetensors")
+  # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
   nst train -c "$s" --data "$photos" -o "$work/runs/$s" --variant standard --max-steps 40000 \
-    --max-time "$seconds" --checkpoint-every 2500 --keep-checkpoints 1 --sample-every 5000 --json "$@" \
-    >"$log/$s.json" 2>>"$log/$s.log" &
+    --max-time "$seconds" --checkpoint-every 2500 --keep-checkpoints 1 --sample-every 5000 --json "${init[@]}" \
+    ${TRAIN_FLAGS:-} "$@" >"$log/$s.json" 2>>"$log/$s.log" &
 }
 for s in $styles; do train "$s" "$budget" --mixed-precision bf16; done
 sleep 60  # a run that died at its start (a CUDA path never run before) gets one retry on the plainest path
