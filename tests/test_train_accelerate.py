@@ -251,6 +251,17 @@ def test_two_processes_train_checkpoint_once_and_resume(tmp_path, style_path, da
     assert _state(run / "checkpoints" / "step-000000006")["position"] == 6 * 2 * 2
 
 
+def test_two_processes_stop_together_on_max_time(tmp_path, style_path, data):
+    run = tmp_path / "run"
+    args = [*_train(style_path, data, run)[1:], "--max-steps", "50", "--max-time", "0.000001", "--log-every", "2"]
+    proc = _torchrun(*args, "--report-to", "none", "--num-samples", "1", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]  # no process left waiting in a collective the other skipped
+    summary = json.loads(proc.stdout)
+    assert summary["out_of_time"] and summary["step"] == 2  # the first log step, the main process's decision
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000000002"]
+    assert _state(run / "checkpoints" / "step-000000002")["position"] == 2 * 2 * 2
+
+
 def test_a_bad_value_under_torchrun_leaves_no_run_folder(tmp_path, style_path, data):
     run = tmp_path / "run"
     proc = _torchrun(*_train(style_path, data, run)[1:], "--image-size", "4")

@@ -271,12 +271,12 @@ class Trainer:
         the same step; asked at log steps only, so a multi-process run syncs no more often than it logs)."""
         if self.cfg.max_time is None:
             return False
-        late = torch.tensor(float(time.perf_counter() - started >= self.cfg.max_time), device=self.device)
-        if self.world > 1:
-            from accelerate.utils import broadcast
+        late = time.perf_counter() - started >= self.cfg.max_time
+        if self.world == 1:
+            return late
+        from accelerate.utils import broadcast
 
-            late = broadcast(late, from_process=0)
-        return bool(late)
+        return bool(broadcast(torch.tensor(float(late), device=self.device), from_process=0))
 
     def due(self, every: int) -> bool:
         return self.state.step % every == 0 or self.state.step == self.max_steps
