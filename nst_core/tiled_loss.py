@@ -141,6 +141,17 @@ def _crop(feat: torch.Tensor, tile: Tile, stride: int) -> torch.Tensor:
     return feat[..., y0 // s - ry // s : y1 // s - ry // s, x0 // s - rx // s : x1 // s - rx // s]
 
 
+def _at_core(full: torch.Tensor, tile: Tile, stride: int, core: torch.Tensor) -> torch.Tensor:
+    """The view of a whole image's feature map ``full`` where a tile's ``core`` features belong."""
+    y0, x0 = tile.core[0] // stride, tile.core[2] // stride
+    return full[..., y0 : y0 + core.shape[-2], x0 : x0 + core.shape[-1]]
+
+
+def _gram_norm(channels: int, size: tuple[int, int], stride: int) -> int:
+    """`gram_matrix`'s C*H*W for a layer of ``stride`` over the whole image, whatever tile the features came from."""
+    return channels * (size[0] // stride) * (size[1] // stride)
+
+
 def _region(image: torch.Tensor, tile: Tile) -> torch.Tensor:
     y0, y1, x0, x1 = tile.region
     return image[..., y0:y1, x0:x1]
@@ -208,9 +219,8 @@ class TiledLoss:
                 s = self.strides[name]
                 if name not in out:
                     out[name] = feats[name].new_empty((*feats[name].shape[:2], h // s, w // s))
-                y0, _, x0, _ = tile.core
                 core = _crop(feats[name], tile, s)
-                out[name][..., y0 // s : y0 // s + core.shape[-2], x0 // s : x0 // s + core.shape[-1]] = core
+                _at_core(out[name], tile, s, core).copy_(core)
         return out
 
     def value_and_grad(
@@ -289,11 +299,8 @@ class TiledLoss:
 
     def _content_sse(self, name: str, feat: torch.Tensor, target: torch.Tensor, tile: Tile) -> torch.Tensor:
         """Sum of squared errors of the core's content features against the same part of the target."""
-        s = self.strides[name]
-        core = _crop(feat, tile, s)
-        y0, _, x0, _ = tile.core
-        t = target[..., y0 // s : y0 // s + core.shape[-2], x0 // s : x0 // s + core.shape[-1]]
-        return (core - t).square().sum()
+        core = _crop(feat, tile, self.strides[name])
+        return (core - _at_core(target, tile, self.strides[name], core)).square().sum()
 
     def _style_and_grads(
         self, sums: dict[str, torch.Tensor], size: tuple[int, int]
@@ -313,8 +320,7 @@ class TiledLoss:
         """(1, C, C) Gram matrices from summed F F^T, normalised like `gram_matrix` by the image's C*H*W."""
         out = {}
         for name, acc in sums.items():
-            s, c = self.strides[name], acc.shape[0]
-            out[name] = (acc / (c * (size[0] // s) * (size[1] // s))).unsqueeze(0)
+            out[name] = (acc / _gram_norm(acc.shape[0], size, self.strides[name])).unsqueeze(0)
         return out
 
     def _tv(self, image: torch.Tensor) -> tuple[float, torch.Tensor | None]:
@@ -346,8 +352,7 @@ class TiledLoss:
             for name, dg in dgrams.items():
                 s = self.strides[name]
                 f = _crop(feats[name], tile, s).float().flatten(2)[0]
-                c = f.shape[0]
-                surrogate = surrogate + (dg[0] * (f @ f.T)).sum() / (c * (size[0] // s) * (size[1] // s))
+                surrogate = surrogate + (dg[0] * (f @ f.T)).sum() / _gram_norm(f.shape[0], size, s)
             for name in targets:
                 sse = self._content_sse(name, feats[name], targets[name], tile)
                 surrogate = surrogate + w.content * sse / targets[name].numel()
