@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +105,7 @@ def build_metadata(
         "nst.format": FORMAT,
         "nst.version": package_version(),
         "nst.variant": net.variant,
-        "nst.width": str(net.spec.width),
-        "nst.res_blocks": str(net.spec.res_blocks),
+        **{f"nst.{key}": str(value) for key, value in asdict(net.spec).items()},
         "nst.input": f"{INPUT_NAME}: {LAYOUT}",
         "nst.output": f"{OUTPUT_NAME}: {LAYOUT}",
     }

@@ -2,7 +2,7 @@
 
 One format shared by the trainer (writer) and the exporter / stylizer (readers), so nst_core
 owns it. A network file is ``network.safetensors``: the TransformerNet state dict (float32)
-with string metadata ``{"variant", "width", "res_blocks", "style", "config", ...}``.
+with string metadata ``{"variant", "width", "res_blocks", "bottleneck", "layout", "style", "config", ...}``.
 
 ``load_network`` accepts:
 
@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from torch import nn
 
 from nst_core.errors import NSTError, first_line
 from nst_core.files import atomic_path
-from nst_core.transformer import TransformerNet
+from nst_core.transformer import LAYOUTS, NetworkSpec, TransformerNet
 
 NETWORK_FILE = "network.safetensors"
 CHECKPOINTS_DIR = "checkpoints"
@@ -62,8 +63,8 @@ def metadata_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
 def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``net``'s weights to ``path`` atomically (temporary file in the same folder, then os.replace).
 
-    ``variant``, ``width`` and ``res_blocks`` are filled in from the network; other metadata
-    values (``style``, ``config`` ...) are stored as given (dicts as JSON).
+    ``variant`` and the spec (``width``, ``res_blocks``, ``bottleneck``, ``layout``) are filled in from the
+    network; other metadata values (``style``, ``config`` ...) are stored as given (dicts as JSON).
     """
     plain = unwrap(net)
     if not isinstance(plain, TransformerNet):
@@ -71,8 +72,7 @@ def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str,
     meta = {
         "format": "nst-transformer-v1",
         "variant": plain.variant,
-        "width": plain.spec.width,
-        "res_blocks": plain.spec.res_blocks,
+        **asdict(plain.spec),
         **(metadata or {}),
     }
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in plain.state_dict().items()}
@@ -115,17 +115,21 @@ def find_network_file(path: str | os.PathLike) -> Path:
     raise NSTError(f"{p}: no {NETWORK_FILE} here nor in {CHECKPOINTS_DIR}/step-*/ (not a training run folder?)")
 
 
-def _spec_from_state(state: Mapping[str, torch.Tensor]) -> tuple[int, int]:
-    """(width, res_blocks) read off the tensor shapes, for files without metadata."""
-    width = state["encoder.0.1.weight"].shape[0]
+def _spec_from_state(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> NetworkSpec:
+    """The network's spec: the metadata's fields where present, else read off the tensor shapes."""
+    shuffle = "encoder.0.1.weight" not in state  # the shuffle layout's first layer has no weights
+    width = state["encoder.1.1.weight" if shuffle else "encoder.0.1.weight"].shape[0]
+    trunk = state["encoder.2.0.weight" if shuffle else "encoder.2.1.weight"].shape[0]
     blocks = {k.split(".")[1] for k in state if k.startswith("residuals.")}
-    return int(width), len(blocks)
+    found = NetworkSpec(int(width), len(blocks), 0 if trunk == 4 * width else int(trunk), LAYOUTS[shuffle])
+    given = {f.name: type(f.default)(metadata[f.name]) for f in fields(NetworkSpec) if f.name in metadata}
+    return replace(found, **given)
 
 
 def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, str]]:
     """Load a trained network (eval mode) and its metadata (all values strings, as stored).
 
-    Metadata keys: ``variant``, ``width``, ``res_blocks``, ``style`` (style file stem) and
+    Metadata keys: ``variant``, the spec's fields, ``style`` (style file stem) and
     ``config`` (JSON of the training config summary) when the trainer wrote the file.
     """
     file = find_network_file(path)
@@ -136,14 +140,12 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     except Exception as e:
         raise NSTError(f"{file}: cannot read network weights ({type(e).__name__}: {e})") from None
     try:
-        width, blocks = _spec_from_state(state)
-        width = int(metadata.get("width", width))
-        blocks = int(metadata.get("res_blocks", blocks))
-        net = TransformerNet(width, blocks)
+        spec = _spec_from_state(state, metadata)
+        net = TransformerNet(**asdict(spec))
         net.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError) as e:
         raise NSTError(f"{file}: not a TransformerNet state dict ({type(e).__name__}: {str(e)[:200]})") from None
     metadata.setdefault("variant", net.variant)
-    metadata.setdefault("width", str(width))
-    metadata.setdefault("res_blocks", str(blocks))
+    for key, value in asdict(spec).items():
+        metadata.setdefault(key, str(value))
     return net.to(device).eval(), metadata

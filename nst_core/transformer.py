@@ -3,6 +3,11 @@
 Reflection-padded convolutions, instance norm, residual blocks, and an upsample-then-convolve
 decoder (no transposed convolutions, so no checkerboard artefacts). RGB in [0, 1] in, RGB in
 [0, 1] out, any input size: the input is reflection-padded to a multiple of 4 and cropped back.
+
+The ``shuffle`` layout (the ``fast`` variant) keeps the same 1/4-size residual trunk but does no
+convolution at full size: a space-to-depth stem (pixel unshuffle) and a pixel-shuffle decoder move the
+work of Johnson et al.'s 9x9 full-size convolutions to half size, and the trunk pads with zeros (no pad
+op between convolutions). Measured choices: benchmarks/RESULTS_fast.md.
 """
 
 from __future__ import annotations
@@ -15,19 +20,35 @@ from torch import nn
 
 from nst_core.errors import NSTError
 
+#: Layouts: Johnson et al.'s, and the space-to-depth / pixel-shuffle one of the fast variant.
+LAYOUTS = ("johnson", "shuffle")
+
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """Width of the first layer (doubled twice by the encoder) and the number of residual blocks."""
+    """Width at full size (``johnson``) or half size (``shuffle``), the number of residual blocks, the
+    channels of the 1/4-size trunk (0: four times the width, as in Johnson et al.) and the layout."""
 
     width: int = 32
     res_blocks: int = 5
+    bottleneck: int = 0
+    layout: str = "johnson"
+
+    def __post_init__(self) -> None:  # one spelling per network: a trunk of 4 * width is the default, 0
+        if self.bottleneck == 4 * self.width:
+            object.__setattr__(self, "bottleneck", 0)
+
+    @property
+    def trunk(self) -> int:
+        return self.bottleneck or 4 * self.width
 
 
-#: Named variants: `standard` is the network of the paper; `small` trades some quality for ~4x speed.
+#: Named variants: `standard` is the network of the paper; `small` trades some quality for ~4x speed;
+#: `fast` has no full-size convolution (about half the time of `small`, see benchmarks/RESULTS_fast.md).
 VARIANTS: dict[str, NetworkSpec] = {
     "standard": NetworkSpec(32, 5),
     "small": NetworkSpec(16, 3),
+    "fast": NetworkSpec(16, 4, 48, "shuffle"),
 }
 
 
@@ -50,9 +71,13 @@ class ConvNormAct(nn.Sequential):
         upsample: bool = False,
         norm: bool = True,
         act: bool = True,
+        zero_pad: bool = False,
     ) -> None:
         layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
-        layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
+        if zero_pad:  # padding inside the convolution: no separate pad op between layers at inference
+            layers.append(nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2))
+        else:
+            layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
         if norm:
             layers.append(nn.InstanceNorm2d(cout, affine=True))
         if act:
@@ -63,25 +88,58 @@ class ConvNormAct(nn.Sequential):
 class ResidualBlock(nn.Module):
     """Two 3x3 conv/IN layers with an identity shortcut (He et al.), as in Johnson et al."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, zero_pad: bool = False) -> None:
         super().__init__()
-        self.body = nn.Sequential(ConvNormAct(channels, channels, 3), ConvNormAct(channels, channels, 3, act=False))
+        self.body = nn.Sequential(
+            ConvNormAct(channels, channels, 3, zero_pad=zero_pad),
+            ConvNormAct(channels, channels, 3, act=False, zero_pad=zero_pad),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
+class ShuffleUp(nn.Sequential):
+    """2x upsample whose convolution runs at the lower size: 3x3 conv to 4x the channels, pixel shuffle.
+
+    Initialised so the four sub-pixel phases start equal (ICNR, Aitken et al. 2017): at step 0 it is
+    nearest upsampling of one convolution, hence no checkerboard to unlearn.
+    """
+
+    def __init__(self, cin: int, cout: int, norm: bool = True, act: bool = True) -> None:
+        conv = nn.Conv2d(cin, 4 * cout, 3)
+        with torch.no_grad():  # pixel_shuffle reads channel c * 4 + phase
+            phases = conv.weight.view(cout, 4, cin, 3, 3)
+            phases[:, 1:] = phases[:, :1]
+            conv.bias.view(cout, 4)[:, 1:] = conv.bias.view(cout, 4)[:, :1]
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), conv, nn.PixelShuffle(2)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(cout, affine=True))
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
 class TransformerNet(nn.Module):
     """Image transformation network; ``TransformerNet.from_variant("small")`` builds a named size."""
 
-    def __init__(self, width: int = 32, res_blocks: int = 5) -> None:
+    def __init__(self, width: int = 32, res_blocks: int = 5, bottleneck: int = 0, layout: str = "johnson") -> None:
         super().__init__()
-        self.spec = NetworkSpec(width, res_blocks)
-        w = width
-        self.encoder = nn.Sequential(ConvNormAct(3, w, 9), ConvNormAct(w, 2 * w, 3, 2), ConvNormAct(2 * w, 4 * w, 3, 2))
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(res_blocks)])
+        if layout not in LAYOUTS:
+            raise NSTError(f"unknown network layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        self.spec = NetworkSpec(width, res_blocks, bottleneck, layout)
+        w, c = width, self.spec.trunk
+        if layout == "shuffle":
+            self.encoder = nn.Sequential(
+                nn.PixelUnshuffle(2), ConvNormAct(12, w, 3), ConvNormAct(w, c, 3, 2, zero_pad=True)
+            )
+            self.residuals = nn.Sequential(*[ResidualBlock(c, zero_pad=True) for _ in range(res_blocks)])
+            self.decoder = nn.Sequential(ShuffleUp(c, w), ShuffleUp(w, 3, norm=False, act=False))
+            return
+        self.encoder = nn.Sequential(ConvNormAct(3, w, 9), ConvNormAct(w, 2 * w, 3, 2), ConvNormAct(2 * w, c, 3, 2))
+        self.residuals = nn.Sequential(*[ResidualBlock(c) for _ in range(res_blocks)])
         self.decoder = nn.Sequential(
-            ConvNormAct(4 * w, 2 * w, 3, upsample=True),
+            ConvNormAct(c, 2 * w, 3, upsample=True),
             ConvNormAct(2 * w, w, 3, upsample=True),
             ConvNormAct(w, 3, 9, norm=False, act=False),
         )
@@ -92,11 +150,16 @@ class TransformerNet(nn.Module):
 
     @property
     def variant(self) -> str:
-        """The variant name when the spec matches one, else ``custom-w<width>-r<blocks>``."""
+        """The variant name when the spec matches one, else ``custom-w<width>-r<blocks>[-b<trunk>][-shuffle]``."""
         for name, spec in VARIANTS.items():
             if spec == self.spec:
                 return name
-        return f"custom-w{self.spec.width}-r{self.spec.res_blocks}"
+        s = self.spec
+        return (
+            f"custom-w{s.width}-r{s.res_blocks}"
+            + (f"-b{s.bottleneck}" if s.bottleneck else "")
+            + ("-shuffle" if s.layout == "shuffle" else "")
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

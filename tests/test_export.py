@@ -24,6 +24,7 @@ from nst_core import __version__
 from nst_core.checkpoint_io import save_network
 from nst_core.cli import build_parser
 from nst_core.errors import NSTError
+from nst_core.transformer import TransformerNet
 from tests.conftest import ORT_TOLERANCE, leftovers, one_error_line, photo, run_cli, tiny_net
 
 # ---------------------------------------------------------------------------------------------- export
@@ -44,6 +45,22 @@ def test_onnxruntime_matches_pytorch_at_any_size(tiny_onnx: Path) -> None:
     model = onnx.load(str(tiny_onnx))
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "height", "width"]
+
+
+def test_fast_variant_exports_and_matches_pytorch_at_any_size(tmp_path: Path) -> None:
+    torch.manual_seed(7)
+    net = TransformerNet.from_variant("fast").eval()
+    for p in net.parameters():  # random weights everywhere (ICNR makes the untrained phases equal)
+        p.data.normal_(0, 0.2)
+    res = export_onnx(net, tmp_path / "fast.onnx")
+    stylizer = Stylizer(res.path)
+    assert stylizer.metadata["nst.variant"] == "fast" and stylizer.metadata["nst.layout"] == "shuffle"
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(2, 3, 64, 64), (1, 3, 37, 53), (1, 3, 5, 6)]:
+        x = torch.rand(*shape, generator=gen)
+        with torch.no_grad():
+            ref = net(x).numpy()
+        assert np.abs(stylizer.run_array(x.numpy()) - ref).max() < ORT_TOLERANCE, shape
 
 
 def test_tiny_images_are_padded_not_rejected(tiny_onnx: Path) -> None:

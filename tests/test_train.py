@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from nst_core.checkpoint_io import load_network
 from nst_core.cli import main
 from nst_core.errors import NSTError
+from nst_core.transformer import TransformerNet
 from tests.conftest import skimage_photo, tiny_train_config
 from train.checkpoint import TRAINING_STATE
 from train.config import VARIANTS, TrainConfig, build_config, read_yaml
@@ -466,3 +467,57 @@ def test_init_from_starts_at_the_given_network_and_checks_its_variant(tmp_path, 
     code, err = _cli(capsys, "--style", str(style_path), "-o", str(out), "--init-from", str(base.run_dir), *common)
     assert code == 2 and "small network" in err and "standard" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_teacher_distils_into_another_variant(tmp_path, photo_dir, style_path, capsys):
+    """--teacher: a fast network learns a trained small one's outputs (L1 falls, the student ends closer to the
+    teacher than it started); no VGG is built; a missing teacher is one line before any run folder."""
+    teacher = run_training(tiny(tmp_path / "t", photo_dir, style_path, max_steps=3), progress=False)
+    cfg = tiny(
+        tmp_path / "s", photo_dir, style_path, variant="fast", max_steps=25, lr=3e-3, teacher=str(teacher.network)
+    )
+    result = run_training(cfg, progress=False)
+    errors = [h["teacher"] for _, h in result.history]
+    assert set(result.history[0][1]) == {"teacher", "total"}
+    assert sum(errors[-5:]) / 5 < 0.7 * sum(errors[:5]) / 5, errors
+    student, meta = load_network(result.network)
+    assert meta["variant"] == "fast" and '"teacher"' in meta["config"]
+    x = (
+        torch.stack(
+            [
+                torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((48, 48)))).permute(2, 0, 1)
+                for p in sorted(photo_dir.rglob("*.jpg"))
+            ]
+        ).float()
+        / 255
+    )
+    with torch.no_grad():
+        target = load_network(teacher.network)[0](x)
+        fresh = TransformerNet.from_variant("fast").eval()
+        assert (student(x) - target).abs().mean() < 0.7 * (fresh(x) - target).abs().mean()
+
+    out = tmp_path / "missing"
+    common = ["--data", str(photo_dir), "--image-size", "48", "--max-steps", "1", "--num-workers", "0"]
+    capsys.readouterr()
+    code, err = _cli(capsys, "--style", str(style_path), "-o", str(out), "--teacher", str(tmp_path / "nope"), *common)
+    assert code == 2 and "nope: no such model file" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_onnx_model_or_shipped_name_is_a_teacher(tmp_path, photo_dir, style_path, monkeypatch):
+    """The shipped networks have no PyTorch weights: onnxruntime runs them as the teacher, same outputs."""
+    from infer.export import export_onnx
+    from train.teacher import OnnxTeacher, load_teacher
+
+    trained = run_training(tiny(tmp_path / "t", photo_dir, style_path, max_steps=2), progress=False)
+    models = tmp_path / "models"
+    models.mkdir()
+    export_onnx(trained.network, models / "tiny_style.onnx")
+    monkeypatch.setenv("NST_MODELS_DIR", str(models))
+    teacher = load_teacher("tiny_style")
+    assert isinstance(teacher, OnnxTeacher)
+    x = torch.rand(2, 3, 40, 44)
+    with torch.no_grad():
+        assert (teacher(x) - load_network(trained.network)[0](x)).abs().max() < 1e-4
+    cfg = tiny(tmp_path / "s", photo_dir, style_path, variant="fast", max_steps=3, teacher="tiny_style")
+    assert load_network(run_training(cfg, progress=False).network)[1]["variant"] == "fast"

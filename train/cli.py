@@ -105,6 +105,12 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
             "random weights: a new style fine-tuned from a trained one learns faster",
             {"metavar": "NETWORK"},
         ),
+        (
+            "--teacher",
+            "distil: learn to reproduce a trained network's output (any variant; pixel L1, no VGG loss), e.g. a "
+            "standard network into the fast variant",
+            {"metavar": "NETWORK"},
+        ),
         ("--image-size", "training crop size in pixels", {"type": positive_int}),
         (
             "--crop-scale",

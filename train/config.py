@@ -25,9 +25,9 @@ from nst_core.loss_weights import LossWeights, layer_names
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them (only when that file
 #: exists: `style: starry_night` stays a built-in style's name unless a file of that name is beside the YAML).
-PATH_KEYS = ("style", "data", "output", "sample_images", "init_from")
+PATH_KEYS = ("style", "data", "output", "sample_images", "init_from", "teacher")
 #: TransformerNet variants (nst_core.transformer.VARIANTS, which imports torch; a test keeps them equal).
-VARIANTS = ("standard", "small")
+VARIANTS = ("standard", "small", "fast")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 #: accelerate's trackers (accelerate.utils.LoggerType; a test keeps them equal) and their pip packages;
 #: `all`: every one installed, `none`: no tracker.
@@ -88,8 +88,9 @@ class TrainConfig:
     data_split: str = "train"  # split of a hub dataset
     streaming: bool = False  # stream a hub dataset instead of downloading it
     # network
-    variant: str = "standard"  # TransformerNet variant: standard (Johnson) or small
+    variant: str = "standard"  # TransformerNet variant: standard (Johnson), small or fast
     init_from: str | None = None  # start from a trained network (run folder, checkpoint, .safetensors) of this variant
+    teacher: str | None = None  # a trained network (any variant) to imitate: pixel L1 to its output, no VGG loss
     # data
     image_size: int = 256  # training crops are image_size x image_size
     crop_scale: tuple[float, float] = (0.6, 1.0)  # crop area, as a fraction of the shorter side squared

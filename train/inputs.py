@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from nst_core.errors import NSTError
 from nst_core.files import check_output_dir
@@ -14,6 +15,7 @@ from nst_core.image_io import display_name, load_image
 from train.checkpoint import Checkpointer
 from train.config import TrainConfig, min_side
 from train.data import ImageSource, open_source, sample_photos
+from train.teacher import load_teacher
 from train.tracking import check_tracker
 
 
@@ -28,6 +30,7 @@ class RunInputs:
     photos: torch.Tensor  # the sample-grid photos: the data is known to decode
     unreadable: list[str]  # files that failed to decode while looking for them
     init_weights: dict[str, torch.Tensor] | None = None  # --init-from's network (not used on --resume)
+    teacher: nn.Module | None = None  # --teacher's network, frozen (train.teacher)
 
 
 def _load_style(cfg: TrainConfig) -> torch.Tensor:
@@ -74,7 +77,8 @@ def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
     if cfg.sample_images:  # the data is still proved readable above
         photos = sample_photos(open_source(cfg.sample_images), cfg.num_samples, cfg.image_size)[0]
     init = _init_weights(cfg) if cfg.init_from and resume_from is None else None
-    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable, init)
+    teacher = load_teacher(cfg.teacher) if cfg.teacher else None
+    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable, init, teacher)
 
 
 def _init_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:

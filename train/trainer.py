@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -34,7 +35,6 @@ from train.inputs import RunInputs, check_inputs
 from train.state import TrainingState
 from train.tracking import TRACKER_PROJECT, log_grid, log_with, tracker_config
 
-TERMS = ("content", "style", "tv", "total")
 OnStep = Callable[[int, dict[str, torch.Tensor]], None]
 
 
@@ -75,6 +75,18 @@ def forward_loss(
     targets = loss_fn.content_targets(x.contiguous(memory_format=memory))
     y = net(x.contiguous(memory_format=net_memory))
     return loss_fn(y.contiguous(memory_format=memory), targets)
+
+
+def distil_loss(
+    net: nn.Module, teacher: nn.Module, x: torch.Tensor, net_memory: torch.memory_format = torch.contiguous_format
+) -> dict[str, torch.Tensor]:
+    """Mean absolute pixel difference to the teacher's output: a trained style moved into another variant at the
+    cost of two transformer passes instead of VGG's (L1 rather than L2, which would average textures into blur)."""
+    x = x.contiguous(memory_format=net_memory)
+    with torch.no_grad():
+        target = teacher(x)
+    error = F.l1_loss(net(x).float(), target.float())
+    return {"teacher": error, "total": error}
 
 
 def _fused_devices() -> list[str]:
@@ -174,7 +186,8 @@ class Trainer:
         if inputs.init_weights is not None:
             net.load_state_dict(inputs.init_weights)
         net = net.to(self.device, memory_format=self.net_memory)
-        self.loss_fn = build_loss(cfg, inputs.style, self.device)
+        self.teacher = inputs.teacher.to(self.device) if inputs.teacher is not None else None
+        self.loss_fn = build_loss(cfg, inputs.style, self.device) if self.teacher is None else None
         optimizer = make_optimizer(net.parameters(), cfg, self.device)
         self.net, self.optimizer = self.accelerator.prepare(net, optimizer)
         self.forward = torch.compile(self.net) if cfg.compile else self.net
@@ -205,6 +218,8 @@ class Trainer:
         self.note(self.inputs.source.summary())
         if self.inputs.init_weights is not None:
             self.note(f"starting from the network in {self.cfg.init_from}")
+        if self.teacher is not None:
+            self.note(f"distilling {self.cfg.teacher} (pixel L1; the style loss is not used)")
         self.note_skipped([n for n in self.inputs.unreadable if n not in self.state.skipped_files])
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -288,7 +303,7 @@ class Trainer:
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
         with self.accelerator.accumulate(self.net):
             with self.accelerator.autocast():
-                terms = forward_loss(self.forward, self.loss_fn, x, self.memory, self.net_memory)
+                terms = self.batch_loss(x)
             total = terms["total"].detach()
             if not torch.isfinite(total):  # stop before a step spreads it into the weights
                 raise NSTError(self.diverged(f"loss became {float(total)}", self.state.step + 1))
@@ -301,6 +316,12 @@ class Trainer:
             return None
         self.state.step += 1
         return terms
+
+    def batch_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms of one batch: the perceptual loss, or with a teacher the distillation loss."""
+        if self.teacher is not None:
+            return distil_loss(self.forward, self.teacher, x, self.net_memory)
+        return forward_loss(self.forward, self.loss_fn, x, self.memory, self.net_memory)
 
     def advance(self, positions: torch.Tensor, bad: list[str]) -> None:
         """The data position after this batch, and the unreadable files met, agreed by every process."""
@@ -318,7 +339,7 @@ class Trainer:
     def log(self, terms: dict[str, torch.Tensor]) -> dict[str, str]:
         """Record the loss terms (history, trackers). Returns the progress bar's text."""
         step = self.state.step
-        values = {k: float(terms[k].detach().float()) for k in TERMS}
+        values = {k: float(v.detach().float()) for k, v in terms.items()}
         rate = self.throughput.rate()
         self.state.history.append((step, values))
         self.accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"images_per_s": rate}, step=step)

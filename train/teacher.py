@@ -1,0 +1,38 @@
+"""The network a distillation run imitates (``--teacher``): a trained PyTorch network, or any ONNX model.
+
+A run folder, checkpoint or ``.safetensors`` file becomes a frozen `TransformerNet` on the training device; an
+``.onnx`` file or a shipped model's name (``--teacher starry_night``) runs through onnxruntime, so the networks
+that ship can be distilled without their PyTorch weights (on a CPU, onnxruntime is also the faster teacher).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class OnnxTeacher(nn.Module):
+    """An onnxruntime session as a frozen module: float32 (N, 3, H, W) in [0, 1] in and out, on the input's device."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        from infer.stylize import Stylizer
+
+        self.stylizer = Stylizer(model)
+        self.name = str(self.stylizer.model_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stylizer.run_array(x.detach().float().cpu().numpy())
+        return torch.from_numpy(y).to(x.device)
+
+
+def load_teacher(source: str) -> nn.Module:
+    """``source``'s network, frozen and in eval mode; NSTError (one line) when it cannot be opened."""
+    from infer.stylize import is_network_source, resolve_model
+
+    path = resolve_model(source)  # a path wins, else a shipped model's name
+    if is_network_source(path):
+        from nst_core.checkpoint_io import load_network
+
+        return load_network(path)[0].requires_grad_(False)
+    return OnnxTeacher(path).eval()
