@@ -119,7 +119,7 @@ def _spec_from_state(state: Mapping[str, torch.Tensor], metadata: Mapping[str, s
     """The network's spec: the metadata's fields where present, else read off the tensor shapes."""
     shuffle = "encoder.0.1.weight" not in state  # the shuffle layout's first layer has no weights
     width = state["encoder.1.1.weight" if shuffle else "encoder.0.1.weight"].shape[0]
-    trunk = state["encoder.2.0.weight" if shuffle else "encoder.2.1.weight"].shape[0]
+    trunk = state["encoder.2.1.weight"].shape[0]
     blocks = {k.split(".")[1] for k in state if k.startswith("residuals.")}
     found = NetworkSpec(int(width), len(blocks), 0 if trunk == 4 * width else int(trunk), LAYOUTS[shuffle])
     given = {f.name: type(f.default)(metadata[f.name]) for f in fields(NetworkSpec) if f.name in metadata}

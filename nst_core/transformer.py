@@ -6,8 +6,7 @@ decoder (no transposed convolutions, so no checkerboard artefacts). RGB in [0, 1
 
 The ``shuffle`` layout (the ``fast`` variant) keeps the same 1/4-size residual trunk but does no
 convolution at full size: a space-to-depth stem (pixel unshuffle) and a pixel-shuffle decoder move the
-work of Johnson et al.'s 9x9 full-size convolutions to half size, and the trunk pads with zeros (no pad
-op between convolutions). Measured choices: benchmarks/RESULTS_fast.md.
+work of Johnson et al.'s 9x9 full-size convolutions to half size. Measured choices: benchmarks/RESULTS_fast.md.
 """
 
 from __future__ import annotations
@@ -71,13 +70,9 @@ class ConvNormAct(nn.Sequential):
         upsample: bool = False,
         norm: bool = True,
         act: bool = True,
-        zero_pad: bool = False,
     ) -> None:
         layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
-        if zero_pad:  # padding inside the convolution: no separate pad op between layers at inference
-            layers.append(nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2))
-        else:
-            layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
+        layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
         if norm:
             layers.append(nn.InstanceNorm2d(cout, affine=True))
         if act:
@@ -88,12 +83,9 @@ class ConvNormAct(nn.Sequential):
 class ResidualBlock(nn.Module):
     """Two 3x3 conv/IN layers with an identity shortcut (He et al.), as in Johnson et al."""
 
-    def __init__(self, channels: int, zero_pad: bool = False) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            ConvNormAct(channels, channels, 3, zero_pad=zero_pad),
-            ConvNormAct(channels, channels, 3, act=False, zero_pad=zero_pad),
-        )
+        self.body = nn.Sequential(ConvNormAct(channels, channels, 3), ConvNormAct(channels, channels, 3, act=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -130,10 +122,8 @@ class TransformerNet(nn.Module):
         self.spec = NetworkSpec(width, res_blocks, bottleneck, layout)
         w, c = width, self.spec.trunk
         if layout == "shuffle":
-            self.encoder = nn.Sequential(
-                nn.PixelUnshuffle(2), ConvNormAct(12, w, 3), ConvNormAct(w, c, 3, 2, zero_pad=True)
-            )
-            self.residuals = nn.Sequential(*[ResidualBlock(c, zero_pad=True) for _ in range(res_blocks)])
+            self.encoder = nn.Sequential(nn.PixelUnshuffle(2), ConvNormAct(12, w, 3), ConvNormAct(w, c, 3, 2))
+            self.residuals = nn.Sequential(*[ResidualBlock(c) for _ in range(res_blocks)])
             self.decoder = nn.Sequential(ShuffleUp(c, w), ShuffleUp(w, 3, norm=False, act=False))
             return
         self.encoder = nn.Sequential(ConvNormAct(3, w, 9), ConvNormAct(w, 2 * w, 3, 2), ConvNormAct(2 * w, c, 3, 2))
