@@ -38,6 +38,7 @@ CONFIG_SUMMARY_KEYS = (
     "style",
     "data",
     "variant",
+    "teacher",
     "image_size",
     "batch_size",
     "max_steps",

@@ -117,9 +117,10 @@ def style_name(config: Mapping[str, Any]) -> str:
     return display_name(str(config.get("style") or "-"))
 
 
-def default_how(facts: Facts, variant: str) -> str:
+def default_how(facts: Facts, variant: str, teacher: str | None = None) -> str:
     stages = ", then ".join(f"{s.steps:,} steps at {s.image_size} px (batch {s.batch_size})" for s in facts.stages)
-    return f"`{variant}` network trained {stages} on {facts.data}, with `nst train`."
+    what = f"distilled from `{teacher}` (`nst train --teacher`)" if teacher else "trained"
+    return f"`{variant}` network {what} {stages} on {facts.data}, with `nst train`."
 
 
 def read_facts(path: Path | None, config: Mapping[str, Any], step: int | None, variant: str) -> Facts:
@@ -139,7 +140,7 @@ def read_facts(path: Path | None, config: Mapping[str, Any], step: int | None, v
     stages = [read_stage(s, f"{where}: stage {i + 1}", hardware, config) for i, s in enumerate(stages_raw)]
     data = str(raw.get("data") or Path(str(config.get("data", "-"))).name)
     facts = Facts(str(raw.get("style") or style_name(config)), data, "", stages)
-    facts.how = str(raw.get("how") or default_how(facts, variant))
+    facts.how = str(raw.get("how") or default_how(facts, variant, config.get("teacher")))
     return facts
 
 
@@ -306,7 +307,10 @@ def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos
                 s.get("note") or "",
             )
         )
-    lines += ["", f"Loss weights (the run's `config.yaml`): `{json.dumps(d['loss'], sort_keys=True)}`", ""]
+    if config.get("teacher"):
+        lines += ["", f"Loss: pixel L1 to the output of the teacher `{config['teacher']}` (distillation)", ""]
+    else:
+        lines += ["", f"Loss weights (the run's `config.yaml`): `{json.dumps(d['loss'], sort_keys=True)}`", ""]
     summary = {k: v for k, v in config_summary(dict(config)).items() if k != "loss"}
     lines += ["Training config (the run's last stage, as `nst export` keeps it):", "", "```yaml"]
     lines += [yaml.safe_dump(summary, sort_keys=True).strip(), "```", ""]

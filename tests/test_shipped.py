@@ -219,4 +219,9 @@ def test_four_styles_ship_each_a_built_in_painting_with_its_figures() -> None:
     for model in files:
         meta = shipped.read_metadata(model)
         assert meta["nst.style"] in BUILTIN_STYLES, model
+        teacher = json.loads(meta["nst.config"]).get("teacher")
+        if teacher:  # a distilled network: its teacher ships, with the figures, and paints the same style
+            model = shipped.PACKAGE_MODELS / f"{teacher}.onnx"
+            assert shipped.read_metadata(model)["nst.style"] == meta["nst.style"], model
+            meta = shipped.read_metadata(model)
         assert {"256", "512"} <= set(json.loads(meta["nst.compare"])), model
