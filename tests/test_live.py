@@ -42,7 +42,11 @@ def test_max_frames_and_a_shipped_model_by_name(clip: Path, tmp_path: Path, caps
     code, stdout, err = run_cli([*argv, "--max-frames", "5"], capsys)
     assert code == 0 and stdout == ""
     assert "5 frames (48x32)" in err and "frames/s" in err and "stopped: max-frames" in err, err
+    assert "--model starry_night_fast is the same style" in err  # the live network of that style ships too
     assert frames_in(out)[:2] == (5, (48, 32))
+    argv[2] = "starry_night_fast"
+    code, _, err = run_cli([*argv, "--max-frames", "2"], capsys)
+    assert code == 0 and "_fast is the same style" not in err and frames_in(out)[:2] == (2, (48, 32))
 
 
 def test_without_a_display_the_output_is_required(tiny_onnx: Path, clip: Path, tmp_path: Path, monkeypatch, capsys):
