@@ -19,7 +19,6 @@ class OnnxTeacher(nn.Module):
         from infer.stylize import Stylizer
 
         self.stylizer = Stylizer(model)
-        self.name = str(self.stylizer.model_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.stylizer.run_array(x.detach().float().cpu().numpy())

@@ -81,7 +81,7 @@ def distil_loss(
     net: nn.Module, teacher: nn.Module, x: torch.Tensor, net_memory: torch.memory_format = torch.contiguous_format
 ) -> dict[str, torch.Tensor]:
     """Mean absolute pixel difference to the teacher's output: a trained style moved into another variant at the
-    cost of two transformer passes instead of VGG's (L1 rather than L2, which would average textures into blur)."""
+    cost of two transformer passes instead of VGG's (L1: less inclined than L2 to average textures into blur)."""
     x = x.contiguous(memory_format=net_memory)
     with torch.no_grad():
         target = teacher(x)
