@@ -208,7 +208,7 @@ def time_methods(
 def loss_comparison(args: argparse.Namespace, nets: dict[str, tuple[Any, dict[str, str]]]) -> dict[str, Any] | None:
     """Content and style loss (the training loss's terms) of every trained network on the same photos, each
     against the standard network's."""
-    trained = {v: nets[v] for v, _ in args.checkpoint}
+    trained = {v: nets[v] for v, _ in args.checkpoint if v in nets}
     if "standard" not in trained or len(trained) < 2:
         return None
     from nst_core.image_io import load_image

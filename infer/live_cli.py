@@ -68,7 +68,7 @@ def hint_fast_sibling(model: str) -> None:
     frame rate on a CPU), once, on stderr."""
     from infer.shipped import find_shipped
 
-    if not Path(model).exists() and not model.endswith("_fast") and find_shipped(f"{model}_fast") is not None:
+    if not Path(model).exists() and find_shipped(f"{model}_fast") is not None:
         LOG.info(f"note: --model {model}_fast is the same style distilled into the fast network, for live frame rates")
 
 

@@ -121,7 +121,7 @@ def _spec_from_state(state: Mapping[str, torch.Tensor], metadata: Mapping[str, s
     width = state["encoder.1.1.weight" if shuffle else "encoder.0.1.weight"].shape[0]
     trunk = state["encoder.2.1.weight"].shape[0]
     blocks = {k.split(".")[1] for k in state if k.startswith("residuals.")}
-    found = NetworkSpec(int(width), len(blocks), 0 if trunk == 4 * width else int(trunk), LAYOUTS[shuffle])
+    found = NetworkSpec(int(width), len(blocks), int(trunk), LAYOUTS[shuffle])  # the spec spells 4 * width as 0
     given = {f.name: type(f.default)(metadata[f.name]) for f in fields(NetworkSpec) if f.name in metadata}
     return replace(found, **given)
 
