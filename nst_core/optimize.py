@@ -33,6 +33,9 @@ RANGE_PENALTY = 0.01  # weight of the out-of-range pixel penalty (see _range_pen
 HISTORY, MIN_HISTORY = 100, 5  # L-BFGS history entries: the most, and the fewest a memory budget may leave
 HISTORY_SHARE = 0.25  # of the memory budget for L-BFGS's history (see _plan)
 IMAGE_COPIES = 8  # image-sized tensors besides the history: pixels, gradient, best point, L-BFGS's own, content
+# Plan for this share of --max-memory: whole default runs planned at 100% peaked at 98-101% of it (512 px in
+# 2 GiB: 1.96; 1024 px in 6 GiB: 5.96; 2048 px: 6.06; tubingen x starry_night, max RSS). See benchmarks/README.md.
+PLAN_SHARE = 0.95
 # Finer scales stop at FINE_TOL x tol: tubingen x starry_night at 512 px after a 256 px scale, fine steps 100
 # and 250 look alike (crops compared), tol 0.01 ran 186 steps, 0.02 130, 0.05 86.
 FINE_TOL = 4.0
@@ -365,7 +368,7 @@ def _plan(cfg: OptimizeConfig, h: int, w: int) -> tuple[int | None, int]:
     they get at most HISTORY_SHARE of the budget, the VGG evaluation (`plan_tiles`) what is left
     after them and the optimizer's other image-sized copies.
     """
-    budget = cfg.max_memory_gb * 2**30
+    budget = cfg.max_memory_gb * 2**30 * PLAN_SHARE
     vector = 3 * h * w * 4
     history = max(MIN_HISTORY, min(HISTORY, int(budget * HISTORY_SHARE / (2 * vector))))
     if cfg.tile is not None:
