@@ -402,7 +402,8 @@ class _Images:
             return c.clone()
         if cfg.init == "noise":
             return torch.rand(c.shape, generator=torch.Generator().manual_seed(cfg.seed)).to(c)
-        return resize_tensor(pil_to_tensor(self.init).unsqueeze(0).to(self.device), tuple(c.shape[-2:]))
+        # Clamped like a finer scale's start: bicubic enlarging rings past [0, 1], and the saved image is clamped.
+        return resize_tensor(pil_to_tensor(self.init).unsqueeze(0).to(self.device), tuple(c.shape[-2:])).clamp_(0, 1)
 
 
 def _init_image(cfg: OptimizeConfig) -> Image.Image | None:

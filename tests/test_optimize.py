@@ -73,6 +73,18 @@ def test_lbfgs_does_not_diverge() -> None:
     assert losses[-1] < losses[0] / 5
 
 
+def test_an_init_image_enlarged_starts_inside_the_pixel_range(tmp_path: Path) -> None:
+    """Bicubic enlarging rings past [0, 1] at hard edges; the start is clamped, as the saved image will be."""
+    from nst_core.optimize import _Images
+
+    board = Image.fromarray(((torch.arange(16)[:, None] + torch.arange(16)) % 2 * 255).to(torch.uint8).numpy())
+    board.convert("RGB").save(tmp_path / "board.png")
+    images = _Images(board, [], Image.open(tmp_path / "board.png").convert("RGB"), torch.device("cpu"))
+    start = images.start(OptimizeConfig(init=str(tmp_path / "board.png")), torch.zeros(1, 3, 64, 64))
+    assert start.shape == (1, 3, 64, 64)
+    assert start.min() == 0 and start.max() == 1
+
+
 def test_adam_and_noise_init_lower_loss(content_path: Path, style_path: Path) -> None:
     res = optimize(content_path, style_path, steps=15, optimizer="adam", init="noise", **FAST)
     assert res.loss["total"] < res.initial_loss["total"] / 2
