@@ -54,10 +54,15 @@ def stop_step(losses: list[float], cfg: OptimizeConfig) -> int:
     return len(losses)
 
 
+def distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean absolute difference of two uint8 pictures, in 0-255 levels."""
+    return float((a.float() - b.float()).abs().mean())
+
+
 def settle_step(images: list[torch.Tensor], tol_px: float, window: int, min_steps: int) -> int:
     """The step (1-based) at which the picture moved by less than ``tol_px`` (mean, 0-255) over ``window`` steps."""
     for n in range(max(min_steps, window + 1), len(images) + 1):
-        if (images[n - 1].float() - images[n - 1 - window].float()).abs().mean() < tol_px:
+        if distance(images[n - 1], images[n - 1 - window]) < tol_px:
             return n
     return len(images)
 
@@ -107,7 +112,7 @@ def main() -> None:
                 else:
                     n = settle_step(images, tol, window, args.min_steps)
                 ratio = losses[n - 1] / losses[-1]
-                gap = float((images[n - 1].float() - images[-1].float()).abs().mean())
+                gap = distance(images[n - 1], images[-1])
                 print(f"| {rule} | {window} | {tol:g} | {n} | {ratio:.3f} | {gap:.2f} |")
                 results.append(
                     {

@@ -33,8 +33,9 @@ RANGE_PENALTY = 0.01  # weight of the out-of-range pixel penalty (see _range_pen
 HISTORY, MIN_HISTORY = 100, 5  # L-BFGS history entries: the most, and the fewest a memory budget may leave
 HISTORY_SHARE = 0.25  # of the memory budget for L-BFGS's history (see _plan)
 IMAGE_COPIES = 8  # image-sized tensors besides the history: pixels, gradient, best point, L-BFGS's own, content
-# Plan for this share of --max-memory: whole default runs planned at 100% peaked at 98-101% of it (512 px in
-# 2 GiB: 1.96; 1024 px in 6 GiB: 5.96; 2048 px: 6.06; tubingen x starry_night, max RSS). See benchmarks/README.md.
+# Plan for this share of --max-memory: whole default runs planned for all of it peaked at 98-101% (512 px in
+# 2 GiB: 1.96; 1024 px in 6 GiB: 5.96; 2048 px: 6.06; tubingen x starry_night, max RSS), mostly where an
+# untiled scale holds ~1.1 GB more than estimate_bytes and the history predict. See benchmarks/README.md.
 PLAN_SHARE = 0.95
 # Finer scales stop at FINE_TOL x tol: tubingen x starry_night at 512 px after a 256 px scale, fine steps 100
 # and 250 look alike (crops compared), tol 0.01 ran 186 steps, 0.02 130, 0.05 86.
