@@ -72,6 +72,27 @@ nonneg_float = number(float, 0)
 unit_float = number(float, 0, 1)
 
 
+SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
+
+
+def seconds(text: str) -> float:
+    """``90``, ``90.5``, ``90s``, ``30m``, ``2h`` -> seconds (ValueError otherwise): a wall-clock limit either way."""
+    text = text.strip()
+    unit = SECONDS_PER.get(text[-1:].lower())
+    return float(text[:-1] if unit else text) * (unit or 1)
+
+
+def duration(text: str) -> float:
+    """argparse type: a positive duration (see `seconds`)."""
+    try:
+        value = seconds(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0 (90, 90s, 30m, 2h), got {text!r}")
+    return value
+
+
 def name_list(text: str) -> list[str]:
     """argparse type: comma-separated names (e.g. relu1_1,relu2_1)."""
     return [t.strip() for t in text.split(",") if t.strip()]

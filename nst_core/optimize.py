@@ -23,6 +23,7 @@ from nst_core.color import preserve_color
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image, pil_to_tensor, resize_longer, resize_tensor, save_image, scaled_size
 from nst_core.losses import PerceptualLoss, blend_weights
+from nst_core.optimize_checkpoint import OptimizeCheckpointer, fingerprint
 from nst_core.optimize_config import OptimizeConfig, auto_scales, converged
 from nst_core.tiled_loss import TiledLoss, plan_tiles
 
@@ -41,6 +42,9 @@ PLAN_SHARE = 0.95
 # and 250 look alike (crops compared), tol 0.01 ran 186 steps, 0.02 130, 0.05 86.
 FINE_TOL = 4.0
 OVERSHOOT = 1.5  # an L-BFGS evaluation this far above the scale's start restarts from the best (see _Run.solve)
+# L-BFGS runs this many steps per call; checkpoints and --max-time fall between calls. Chunks take the same steps as
+# one call: each call evaluates where the last one stepped to, and its history is kept (tests/test_optimize_resume.py).
+CHUNK = 2
 #: Called after every step with (step, seconds so far, current image (1,3,H,W), loss terms).
 StepCallback = Callable[[int, float, torch.Tensor, dict[str, float]], None]
 
@@ -59,10 +63,18 @@ class OptimizeResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, total) per step
     saved: list[Path] = field(default_factory=list)
     scales: list[dict[str, object]] = field(default_factory=list)  # per scale: size, steps, converged
+    out_of_time: bool = False  # stopped at max_time: ``image`` is the best so far (maybe a coarser scale)
 
 
 class _Overshoot(Exception):
     """Raised inside the L-BFGS closure when an evaluation lands far above the best point so far."""
+
+
+class _OutOfTime(Exception):
+    """Raised between optimizer chunks once ``max_time`` is spent (after a checkpoint); carries the best image."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        self.image = image
 
 
 @dataclass
@@ -73,6 +85,7 @@ class _Best:
     start: float = math.inf  # the loss at the scale's starting point
     p: torch.Tensor | None = None
     terms: dict[str, float] = field(default_factory=dict)
+    norm: float | None = None  # the objective's scale: OBJECTIVE_START / the first loss of the scale
 
     @property
     def image(self) -> torch.Tensor:
@@ -175,8 +188,15 @@ def _check_finite(objective: float, terms: dict[str, float], step: int, cfg: Opt
 class _Run:
     """State shared by the scales of one run: step count, timings, history, progress bar."""
 
-    def __init__(self, cfg: OptimizeConfig, start: float, callback: StepCallback | None, total_steps: int) -> None:
-        self.cfg, self.start, self.callback = cfg, start, callback
+    def __init__(
+        self,
+        cfg: OptimizeConfig,
+        start: float,
+        callback: StepCallback | None,
+        total_steps: int | None,
+        checkpointer: OptimizeCheckpointer | None,
+    ) -> None:
+        self.cfg, self.start, self.callback, self.checkpointer = cfg, start, callback, checkpointer
         self.step = 0
         self.paused = 0.0  # time spent in callbacks and saving, kept out of the reported timings
         self.history: list[tuple[int, float, float]] = []
@@ -184,11 +204,36 @@ class _Run:
         self.scales: list[dict[str, object]] = []
         self.scale_losses: list[float] = []  # the current scale's best loss after each step
         self.bar = tqdm(total=total_steps, desc="optimize", unit="step", disable=not cfg.progress, dynamic_ncols=True)
+        self.level = 0  # the scale in progress, for checkpoints
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start - self.paused
+
+    def restore(self, state: dict) -> None:
+        """Continue the counters, timings and history of the checkpointed run."""
+        self.step, self.scales = state["step"], state["scales"]
+        self.history = [tuple(h) for h in state["history"]]
+        self.start, self.paused = time.perf_counter() - state["elapsed"], 0.0
+        self.bar.update(self.step)
+
+    def save(self, image: torch.Tensor | None = None, scale: dict | None = None) -> None:
+        """Checkpoint the run: at a scale's end (``image``: the next scale's start) or within one (``scale``)."""
+        t0 = time.perf_counter()
+        run = {"step": self.step, "elapsed": self.elapsed(), "history": self.history, "scales": self.scales}
+        self.checkpointer.save(run | {"level": self.level, "image": image, "scale": scale})
+        self.paused += time.perf_counter() - t0
 
     def solve(
-        self, x: torch.Tensor, tiled: TiledLoss, targets: dict[str, torch.Tensor], final: bool, history: int
+        self,
+        x: torch.Tensor,
+        tiled: TiledLoss,
+        targets: dict[str, torch.Tensor],
+        final: bool,
+        history: int,
+        saved: dict | None = None,
     ) -> torch.Tensor:
-        """Run one scale from ``x`` at its size; returns the best image found, in [0, 1] units.
+        """Run one scale from ``x`` at its size (or from where the checkpointed ``saved`` scale stood); returns
+        the best image found, in [0, 1] units.
 
         The scale runs its fixed step count (``steps`` / ``coarse_steps``), or until converged (at most
         ``max_steps``) when none is given.
@@ -204,21 +249,20 @@ class _Run:
         """
         # Optimise in 0-255 units with the objective scaled to a fixed start value: L-BFGS's first
         # step and curvature estimate are scale-sensitive, and this keeps them sane for any weights.
-        p = x.detach().mul(PIXEL_SCALE).contiguous().requires_grad_(True)  # contiguous: L-BFGS views it flat
-        best, size = _Best(), f"{x.shape[-1]}x{x.shape[-2]}"
+        p = x.detach().mul(PIXEL_SCALE) if saved is None else saved["p"].to(x.device)
+        p = p.contiguous().requires_grad_(True)  # contiguous: L-BFGS views it flat
+        best, size = _Best(**saved["best"]) if saved else _Best(), f"{x.shape[-1]}x{x.shape[-2]}"
+        best.p = best.p if best.p is None else best.p.to(x.device)
         n, converge = self._budget(final)
-        self.scale_losses = []
+        end = saved["end"] if saved else self.step + n
+        self.scale_losses = saved["losses"] if saved else []
         closure = self._closure(p, tiled, targets, best, final, converge)
         stopped = False
         try:
             if self.cfg.optimizer == "lbfgs":
-                self._run_lbfgs(p, closure, best, n, history)
+                self._run_lbfgs(p, closure, best, end, history, saved)
             else:
-                opt = torch.optim.Adam([p], lr=self.cfg.lr * PIXEL_SCALE)
-                for _ in range(n):
-                    opt.step(closure)
-                    with torch.no_grad():
-                        p.clamp_(0, PIXEL_SCALE)
+                self._run_adam(p, closure, best, end, saved)
         except _Stop:
             stopped = True
         self.scales.append({"size": size, "steps": len(self.scale_losses), "converged": stopped and converge})
@@ -248,7 +292,7 @@ class _Run:
     ) -> Callable[[], torch.Tensor]:
         """One VGG evaluation per call (by tiles when ``tiled`` has a tile size), the best point kept."""
         size = f"{p.shape[-1]}x{p.shape[-2]}"
-        cfg, norm = self.cfg, []
+        cfg = self.cfg
         # A finer scale starts from the upsampled picture, its composition settled: a looser rule (see FINE_TOL).
         rule = cfg if not self.scales else replace(cfg, tol=cfg.tol * FINE_TOL)
 
@@ -261,14 +305,14 @@ class _Run:
                 self._after_step(best.image, best.terms, size)  # the evaluation is spent; nothing changed
                 raise _Overshoot
             value = terms["total"]  # the loss users see (the objective adds the range penalty)
-            if not norm:
-                norm.append(OBJECTIVE_START / max(value, 1e-30))
+            if best.norm is None:
+                best.norm = OBJECTIVE_START / max(value, 1e-30)
             p.grad = None
             penalty = _range_penalty(p)
             penalty.backward()
-            objective = value * norm[0] + float(penalty.detach())
+            objective = value * best.norm + float(penalty.detach())
             _check_finite(objective, terms, self.step + 1, cfg)
-            p.grad.add_(grad.to(p.grad.dtype), alpha=norm[0] / PIXEL_SCALE)
+            p.grad.add_(grad.to(p.grad.dtype), alpha=best.norm / PIXEL_SCALE)
             if value < best.value:
                 best.update(value, p, terms)
             self._after_step(best.image, best.terms, size)
@@ -281,21 +325,65 @@ class _Run:
         return closure
 
     def _run_lbfgs(
-        self, p: torch.Tensor, closure: Callable[[], torch.Tensor], best: _Best, n: int, history: int
+        self,
+        p: torch.Tensor,
+        closure: Callable[[], torch.Tensor],
+        best: _Best,
+        end: int,
+        history: int,
+        saved: dict | None,
     ) -> None:
-        """L-BFGS until ``n`` evaluations are spent, restarted with a fresh history when it stops early
+        """L-BFGS until step ``end``, CHUNK steps a call, restarted with a fresh history when it stops early
         (float32 round-off can make its direction non-descending or its step vanish) or overshoots."""
-        end = self.step + n
+        opt, first = None, self.step  # first: the step the current L-BFGS history began at
+        if saved and saved["optimizer"] is not None:
+            opt, first = _lbfgs(p, CHUNK, history), saved["first"]
+            opt.load_state_dict(saved["optimizer"])
         while self.step < end:
+            if opt is None:
+                opt, first = _lbfgs(p, CHUNK, history), self.step
+            k = min(CHUNK, end - self.step)
+            opt.param_groups[0].update(max_iter=k, max_eval=k + 1)  # k steps, each evaluated where it starts
             before = self.step
             try:
-                _lbfgs(p, end - self.step, history).step(closure)
+                opt.step(closure)
             except _Overshoot:
                 with torch.no_grad():
                     p.copy_(best.p)
+                opt = None
                 continue
-            if self.step - before < 3:  # converged: no descent direction left
-                break
+            if self.step - before < k:  # stopped early: restart, or converged if it barely began
+                if self.step - first < 3:
+                    break
+                opt = None
+            self._between_chunks(p, best, opt, first, end)
+
+    def _run_adam(
+        self, p: torch.Tensor, closure: Callable[[], torch.Tensor], best: _Best, end: int, saved: dict | None
+    ) -> None:
+        opt = torch.optim.Adam([p], lr=self.cfg.lr * PIXEL_SCALE)
+        if saved:
+            opt.load_state_dict(saved["optimizer"])
+        while self.step < end:
+            opt.step(closure)
+            with torch.no_grad():
+                p.clamp_(0, PIXEL_SCALE)
+            self._between_chunks(p, best, opt, 0, end)
+
+    def _between_chunks(
+        self, p: torch.Tensor, best: _Best, opt: torch.optim.Optimizer | None, first: int, end: int
+    ) -> None:
+        """Checkpoint the scale when one is due or ``max_time`` is spent; then stop in the latter case."""
+        if self.checkpointer is None:
+            return
+        out_of_time = self.cfg.max_time is not None and self.elapsed() >= self.cfg.max_time
+        if out_of_time or self.checkpointer.due():
+            kept = {"value": best.value, "start": best.start, "p": best.p, "terms": best.terms, "norm": best.norm}
+            state = opt.state_dict() if opt is not None else None
+            scale = {"p": p.detach(), "best": kept, "optimizer": state, "first": first, "end": end}
+            self.save(scale=scale | {"losses": self.scale_losses})
+        if out_of_time:
+            raise _OutOfTime(best.image)
 
     def _after_step(self, image: torch.Tensor, values: dict[str, float], size: str) -> None:
         self.step += 1
@@ -346,20 +434,48 @@ def optimize(
     images = _Images(_as_pil(content), [_as_pil(s) for s in style_list], _init_image(cfg), device)
     loss = _build_loss(cfg, loss_fn, device)
     sizes = _scale_sizes(cfg, images.content, loss.encoder.min_side)
-    run = _Run(cfg, start, callback, _total_steps(cfg, len(sizes)))
+    checkpointer = _checkpointer(cfg, images)
+    state = checkpointer.load() if cfg.resume else None
+    run = _Run(cfg, start, callback, _total_steps(cfg, len(sizes)), checkpointer)
+    if state is not None:
+        run.restore(state)
 
-    x: torch.Tensor | None = None
-    for level, side in enumerate(sizes):
-        c = images.content_at(side)
-        styles = images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side)
-        TiledLoss(loss, _plan(cfg, *max((s.shape[-2:] for s in styles), key=math.prod))[0]).set_style(styles, blend)
-        tile, history = _plan(cfg, *c.shape[-2:])
-        tiled = TiledLoss(loss, tile)
-        targets = tiled.content_targets(c)
-        x = images.start(cfg, c) if x is None else resize_tensor(x, tuple(c.shape[-2:])).clamp_(0, 1)
-        x = run.solve(x, tiled, targets, final=level == len(sizes) - 1, history=history)
+    x: torch.Tensor | None = state["image"] if state else None
+    out_of_time = False
+    try:
+        for level, side in enumerate(sizes):
+            if state is not None and level < state["level"]:
+                continue
+            run.level = level
+            c = images.content_at(side)
+            styles = images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side)
+            TiledLoss(loss, _plan(cfg, *max((s.shape[-2:] for s in styles), key=math.prod))[0]).set_style(styles, blend)
+            tile, history = _plan(cfg, *c.shape[-2:])
+            tiled = TiledLoss(loss, tile)
+            targets = tiled.content_targets(c)
+            saved = state["scale"] if state is not None and level == state["level"] else None
+            if saved is not None:
+                x = saved["p"].to(c) / PIXEL_SCALE  # where the scale stood (solve goes on from saved["p"] itself)
+            else:
+                x = images.start(cfg, c) if x is None else resize_tensor(x.to(c), tuple(c.shape[-2:])).clamp_(0, 1)
+            x = run.solve(x, tiled, targets, final=level == len(sizes) - 1, history=history, saved=saved)
+            if checkpointer is not None and level < len(sizes) - 1:
+                run.level = level + 1
+                run.save(image=x)
+    except _OutOfTime as stop:
+        x, out_of_time = stop.image, True
     run.bar.close()
-    return _result(cfg, run, tiled, x, c, targets, images.start(cfg, c), start)
+    result = _result(cfg, run, tiled, x, c, targets, images.start(cfg, c), out_of_time)
+    if checkpointer is not None and not out_of_time:
+        checkpointer.remove()  # the run is done: its result is returned
+    return result
+
+
+def _checkpointer(cfg: OptimizeConfig, images: _Images) -> OptimizeCheckpointer | None:
+    if cfg.checkpoint is None:
+        return None
+    print_ = fingerprint(cfg, images.content, images.styles, images.init)
+    return OptimizeCheckpointer(cfg.checkpoint, print_, cfg.checkpoint_every)
 
 
 def _plan(cfg: OptimizeConfig, h: int, w: int) -> tuple[int | None, int]:
@@ -433,7 +549,7 @@ def _result(
     c: torch.Tensor,
     targets: dict[str, torch.Tensor],
     start_image: torch.Tensor,
-    start: float,
+    out_of_time: bool,
 ) -> OptimizeResult:
     """The image as saved (clamped, colour kept if asked) and its loss, next to the starting loss."""
     with torch.no_grad():
@@ -449,9 +565,10 @@ def _result(
         loss=final_loss,
         initial_loss=initial_loss,
         steps=run.step,
-        seconds=time.perf_counter() - start - run.paused,
+        seconds=run.elapsed(),
         size=(int(out.shape[-1]), int(out.shape[-2])),
         history=run.history,
         saved=run.saved,
         scales=run.scales,
+        out_of_time=out_of_time,
     )

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nst_core.builtin_styles import style_help
 from nst_core.cli_options import (
@@ -16,6 +17,7 @@ from nst_core.cli_options import (
     add_output_option,
     add_report_options,
     add_vgg_option,
+    duration,
     list_of,
     loss_from_args,
     nonneg_float,
@@ -28,6 +30,9 @@ from nst_core.cli_options import (
 from nst_core.log import LOG
 from nst_core.optimize_config import OPTIMIZERS, OptimizeConfig
 
+if TYPE_CHECKING:
+    from nst_core.optimize import OptimizeResult
+
 _D = OptimizeConfig()
 LEARNING_RATE = number(float, 0, 1, low_open=True)
 HELP = "stylize one image by optimising its pixels (Gatys et al.)"
@@ -37,6 +42,7 @@ EXAMPLES = (
     "--steps 100 --scales 2",
     "nst optimize tubingen.jpg --style starry_night.jpg -o out.png --size 512 --scales 2 --steps 150",
     "nst optimize photo.jpg -s a.jpg -s b.jpg --style-blend 0.7,0.3 --preserve-color -o out.png",
+    "nst optimize photo.jpg --style great_wave --size 4096 -o poster.png --max-time 2h   # then again with --resume",
 )
 
 
@@ -100,6 +106,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preview", action="store_true", help="rewrite OUT.preview.png with the current image after every scale"
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from OUT.resume.pt, the checkpoint a run leaves beside OUT until it finishes",
+    )
+    p.add_argument(
+        "--max-time",
+        type=duration,
+        metavar="SECONDS",
+        help="optimise at most this long (90, 30m, 2h), then write the checkpoint and stop: --resume goes on",
+    )
     p.add_argument("--seed", type=int, default=_D.seed, help="random seed (noise init)")
     add_device_option(p)
     add_vgg_option(p, _D.vgg_weights)
@@ -117,6 +134,7 @@ def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
         "save_every": args.save_every or 0,
         "save_prefix": str(args.output.with_suffix("")) if args.save_every else None,
         "preview": str(preview_path(args.output)) if args.preview else None,
+        "checkpoint": str(checkpoint_path(args.output)),
         "progress": show_progress(args),
     }
     return OptimizeConfig(**given)
@@ -127,6 +145,11 @@ def preview_path(output: Path) -> Path:
     return output.with_suffix(".preview.png")
 
 
+def checkpoint_path(output: Path) -> Path:
+    """OUT.resume.pt beside the output: written at every scale's end and every 10 minutes, removed at the end."""
+    return output.with_suffix(".resume.pt")
+
+
 def run(args: argparse.Namespace) -> int:
     from nst_core.image_io import check_output_image, open_image, save_image
     from nst_core.optimize import optimize
@@ -135,7 +158,11 @@ def run(args: argparse.Namespace) -> int:
     if args.init not in ("content", "noise"):
         open_image(args.init)
     config = config_from_args(args)
+    if not args.resume and Path(config.checkpoint).exists():
+        LOG.warning(f"{config.checkpoint}: an unfinished run's checkpoint; this run starts afresh (--resume goes on)")
     result = optimize(args.content, args.style, config)
+    if result.out_of_time:
+        return _stopped(args, config, result)
     out = save_image(result.image, args.output)
     if args.preview:
         preview_path(args.output).unlink(missing_ok=True)  # the output is the final picture
@@ -149,4 +176,17 @@ def run(args: argparse.Namespace) -> int:
             f"saved {out} ({result.size[0]}x{result.size[1]}, {result.steps} steps, {result.seconds:.1f}s, "
             f"loss {result.initial_loss['total']:.4g} -> {result.loss['total']:.4g})"
         )
+    return 0
+
+
+def _stopped(args: argparse.Namespace, config: OptimizeConfig, result: OptimizeResult) -> int:
+    """--max-time spent: no output image (it would pass for the finished one), the checkpoint named."""
+    scale = f"{result.size[0]}x{result.size[1]}"
+    if args.json:
+        summary = {"output": None, "out_of_time": True, "checkpoint": config.checkpoint, "steps": result.steps}
+        print(json.dumps(summary | {"seconds": round(result.seconds, 3), "scales": result.scales}))
+    LOG.info(
+        f"stopped at --max-time after {result.steps} steps ({scale} scale, {result.seconds:.0f}s); "
+        f"run the same command with --resume to go on from {config.checkpoint}"
+    )
     return 0

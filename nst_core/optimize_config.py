@@ -45,6 +45,10 @@ class OptimizeConfig:
     max_memory_gb: float = 6.0  # peak memory planned for (VGG tiles + L-BFGS history), GiB; see optimize._plan
     tile: int | None = None  # VGG tile side in px (a multiple of 16); None: planned from max_memory_gb; 0: never tile
     stop_loss: float | None = None  # stop early once the total loss at the final scale is at or below this
+    checkpoint: str | None = None  # path of the run's checkpoint (see nst_core.optimize_checkpoint); None: none
+    checkpoint_every: float = 600.0  # seconds between checkpoints within a scale (one is also written per scale)
+    resume: bool = False  # go on from `checkpoint` instead of starting afresh
+    max_time: float | None = None  # seconds of optimising in this session, then checkpoint and return unfinished
 
     def __post_init__(self) -> None:
         for name in ("size", "steps", "scales", "coarse_steps", "max_steps", "window"):  # None: not given
@@ -65,6 +69,12 @@ class OptimizeConfig:
             raise NSTError(f"lr must be in (0, 1] (pixels in [0, 1]), got {self.lr}")
         if not (math.isfinite(self.style_scale) and self.style_scale > 0):
             raise NSTError(f"style_scale must be a finite number > 0, got {self.style_scale}")
+        for name in ("checkpoint_every", "max_time"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise NSTError(f"{name} must be a finite number of seconds > 0, got {value}")
+        if (self.resume or self.max_time is not None) and not self.checkpoint:
+            raise NSTError("resume and max_time need a checkpoint path")
         if self.save_every < 0:
             raise NSTError(f"save_every must be >= 0, got {self.save_every}")
         if not isinstance(self.loss, LossWeights):

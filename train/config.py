@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from nst_core.cli_options import seconds
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
 from nst_core.loss_weights import LossWeights, layer_names
@@ -54,7 +55,6 @@ LEGACY_KEYS = {
     "style_layers": "loss.style_layers",
     "style_layer_weights": "loss.style_layer_weights",
 }
-SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
 POSITIVE_INTS = (
     "image_size",
     "batch_size",
@@ -228,10 +228,7 @@ def _as_bool(value: Any) -> bool:
 
 def _as_seconds(value: Any) -> float:
     """90, 90.5, "90s", "30m", "2h" -> seconds (a job's wall-clock limit is written either way)."""
-    if isinstance(value, str) and value.strip()[-1:].lower() in SECONDS_PER:
-        text = value.strip()
-        return _as_float(text[:-1]) * SECONDS_PER[text[-1].lower()]
-    return _as_float(value)
+    return _as_float(seconds(value) if isinstance(value, str) else value)
 
 
 def _as_str(value: Any) -> str:

@@ -1,0 +1,125 @@
+"""Checkpoints of `nst optimize`: a run killed or stopped at --max-time and resumed ends exactly where an
+uninterrupted run ends; a checkpoint of other settings is refused with one line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from nst_core.errors import NSTError
+from nst_core.loss_weights import LossWeights
+from nst_core.optimize import optimize
+from nst_core.optimize_config import OptimizeConfig
+from tests.conftest import one_error_line, run_cli
+
+#: Two scales (32 and 64 px), every chunk checkpointed.
+FIXED = OptimizeConfig(size=64, scales=2, steps=12, coarse_steps=10, progress=False, checkpoint_every=1e-9)
+#: The trainer's weights make L-BFGS overshoot and restart early in a scale: the resumed path crosses a restart.
+TRAINER = replace(FIXED, loss=LossWeights(content=1, style=1e5, tv=0))
+#: Both scales run until converged (the loss rule reads the restored per-scale losses).
+CONVERGING = OptimizeConfig(size=64, scales=2, min_steps=8, window=4, tol=0.05, progress=False, checkpoint_every=1e-9)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(step: int):
+    def callback(n: int, seconds: float, image: torch.Tensor, terms: dict[str, float]) -> None:
+        if n == step:
+            raise _Killed
+
+    return callback
+
+
+def _run(content: Path, style: Path, cfg: OptimizeConfig, **changes):
+    return optimize(content, style, cfg, **changes)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "kill_at"),
+    [
+        (FIXED, 5),  # within the coarse scale
+        (FIXED, 11),  # the first step of the fine scale: resumed from the coarse scale's end
+        (FIXED, 17),  # within the fine scale
+        (CONVERGING, 6),
+        (CONVERGING, 40),
+        (OptimizeConfig(size=64, scales=1, steps=9, optimizer="adam", progress=False, checkpoint_every=1e-9), 5),
+        (TRAINER, 8),
+    ],
+    ids=["coarse", "scale-end", "fine", "converging-coarse", "converging-late", "adam", "trainer-loss"],
+)
+def test_a_killed_run_resumed_equals_an_uninterrupted_one(
+    cfg: OptimizeConfig, kill_at: int, content_path: Path, style_path: Path, tmp_path: Path
+) -> None:
+    whole = _run(content_path, style_path, cfg)
+    ckpt = tmp_path / "run.resume.pt"
+    with pytest.raises(_Killed):
+        _run(content_path, style_path, cfg, checkpoint=str(ckpt), callback=_kill_at(kill_at))
+    assert ckpt.is_file()
+    resumed = _run(content_path, style_path, cfg, checkpoint=str(ckpt), resume=True)
+    assert kill_at < whole.steps  # the kill happened before the end
+    assert torch.equal(resumed.tensor, whole.tensor)
+    assert resumed.steps == whole.steps and resumed.scales == whole.scales
+    assert [h[2] for h in resumed.history] == [h[2] for h in whole.history]
+    assert not ckpt.exists()  # a finished run removes its checkpoint
+
+
+def test_max_time_stops_with_a_checkpoint_and_resume_finishes_the_same_picture(
+    content_path: Path, style_path: Path, tmp_path: Path
+) -> None:
+    ckpt = tmp_path / "run.resume.pt"
+    stopped = _run(content_path, style_path, FIXED, checkpoint=str(ckpt), max_time=1e-6)
+    assert stopped.out_of_time and ckpt.is_file()
+    assert stopped.steps == 2 and stopped.size == (32, 32)  # one L-BFGS chunk of the coarse scale
+    resumed = _run(content_path, style_path, FIXED, checkpoint=str(ckpt), resume=True)
+    assert not resumed.out_of_time and resumed.size == (64, 64)
+    assert torch.equal(resumed.tensor, _run(content_path, style_path, FIXED).tensor)
+
+
+def test_a_checkpoint_of_other_settings_or_inputs_is_refused(
+    content_path: Path, style_path: Path, style_path2: Path, tmp_path: Path
+) -> None:
+    ckpt = str(tmp_path / "run.resume.pt")
+    _run(content_path, style_path, FIXED, checkpoint=ckpt, max_time=1e-6)
+    with pytest.raises(NSTError, match=r"run.resume.pt: made by a run with other settings \(size 64 -> 48\)"):
+        _run(content_path, style_path, FIXED, checkpoint=ckpt, resume=True, size=48)
+    with pytest.raises(NSTError, match=r"other settings \(styles image changed\)"):
+        _run(content_path, style_path2, FIXED, checkpoint=ckpt, resume=True)
+    Path(ckpt).write_bytes(b"not a checkpoint")
+    with pytest.raises(NSTError, match="not a readable optimize checkpoint"):
+        _run(content_path, style_path, FIXED, checkpoint=ckpt, resume=True)
+
+
+def _cli(content: Path, out: Path, *extra: str) -> list[str]:
+    fixed = ["--size", "64", "--scales", "2", "--steps", "12", "--coarse-steps", "10", "--json", "-q"]
+    return ["optimize", str(content), "--style", "starry_night", "-o", str(out), *fixed, *extra]
+
+
+def test_cli_max_time_then_resume_writes_the_uninterrupted_picture(content_path: Path, tmp_path: Path, capsys) -> None:
+    out, whole = tmp_path / "out.png", tmp_path / "whole.png"
+    code, stdout, _ = run_cli(_cli(content_path, out, "--max-time", "0.001"), capsys)
+    summary = json.loads(stdout)
+    assert code == 0 and summary["out_of_time"] and summary["output"] is None
+    assert not out.exists() and Path(summary["checkpoint"]) == tmp_path / "out.resume.pt"
+    code, stdout, _ = run_cli(_cli(content_path, out, "--resume"), capsys)
+    assert code == 0 and json.loads(stdout)["steps"] == 22
+    assert not (tmp_path / "out.resume.pt").exists()
+    assert run_cli(_cli(content_path, whole), capsys)[0] == 0
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_cli_resume_without_a_checkpoint_is_one_line(content_path: Path, tmp_path: Path, capsys) -> None:
+    code, stdout, err = run_cli(_cli(content_path, tmp_path / "out.png", "--resume"), capsys)
+    assert code == 2 and stdout == ""
+    one_error_line(err, "out.resume.pt", "no checkpoint to resume")
+
+
+def test_cli_max_time_must_be_a_duration(content_path: Path, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        run_cli(_cli(content_path, tmp_path / "out.png", "--max-time", "soon"), capsys)
+    assert e.value.code == 2 and "expected seconds > 0" in capsys.readouterr().err
