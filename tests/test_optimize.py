@@ -15,8 +15,9 @@ from nst_core.color import rgb_to_ycbcr
 from nst_core.errors import NSTError
 from nst_core.image_io import load_image
 from nst_core.loss_weights import LossWeights
-from nst_core.optimize import OptimizeConfig, _lbfgs, optimize
+from nst_core.optimize import OptimizeConfig, optimize
 from nst_core.optimize_config import auto_scales
+from nst_core.optimize_run import _lbfgs
 from tests.conftest import skimage_photo
 
 FAST = {"size": 64, "progress": False}
