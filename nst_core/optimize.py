@@ -30,6 +30,11 @@ from nst_core.tiled_loss import TiledLoss, plan_tiles
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
 HISTORY_SHARE = 0.25  # of the memory budget for L-BFGS's history (see _plan)
 IMAGE_COPIES = 8  # image-sized tensors besides the history: pixels, gradient, best point, L-BFGS's own, content
+# An L-BFGS history vector under glibc's largest mmap threshold (32 MiB: images under ~1700 px) lives in the heap,
+# which fragments around it: it costs about HISTORY_OVERHEAD times its size (512 px in 2 GiB: the peak grew
+# 0.70 GB while a 100-entry history of 0.47 GB filled; 1024 px: 1.1 GB over the model). A fixed mmap threshold
+# avoided it but spent 25-100% of the CPU time in the kernel. Larger vectors are mapped apart and cost their size.
+HISTORY_OVERHEAD, HEAP_VECTOR_MAX = 1.5, 32 * 2**20
 # Plan for this share of --max-memory: whole default runs planned for all of it peaked at 98-101% (512 px in
 # 2 GiB: 1.96; 1024 px in 6 GiB: 5.96; 2048 px: 6.06; tubingen x starry_night, max RSS), mostly where an
 # untiled scale holds ~1.1 GB more than estimate_bytes and the history predict. See benchmarks/README.md.
@@ -178,10 +183,11 @@ def _plan(cfg: OptimizeConfig, h: int, w: int) -> tuple[int | None, int]:
     """
     budget = cfg.max_memory_gb * 2**30 * PLAN_SHARE
     vector = 3 * h * w * 4
-    history = max(MIN_HISTORY, min(HISTORY, int(budget * HISTORY_SHARE / (2 * vector))))
+    entry = 2 * vector * (HISTORY_OVERHEAD if vector < HEAP_VECTOR_MAX else 1.0)
+    history = max(MIN_HISTORY, min(HISTORY, int(budget * HISTORY_SHARE / entry)))
     if cfg.tile is not None:
         return (cfg.tile or None), history
-    left = budget - (2 * history + IMAGE_COPIES) * vector
+    left = budget - history * entry - IMAGE_COPIES * vector
     return plan_tiles(h, w, int(left)), history
 
 

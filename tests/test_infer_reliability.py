@@ -294,7 +294,8 @@ def test_in_memory_export_writes_no_file(tmp_path: Path, monkeypatch) -> None:
     run.mkdir()
     save_network(tiny_net(), run / "network.safetensors")
     assert Stylizer(run).exported
-    assert list(scratch.iterdir()) == []
+    # torch's own compile cache (torchinductor_USER) lands here when no earlier test in the process set it up
+    assert [p for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []
 
 
 # ---------------------------------------------------------------------------------------------- kills and races
