@@ -149,7 +149,8 @@ def optimize(
             tile, history = _plan(cfg, *c.shape[-2:])
             tiled = TiledLoss(loss, tile)
             targets = tiled.content_targets(c)
-            saved = state["scale"] if state is not None and level == state["level"] else None
+            # popped: the checkpoint's tensors must not outlive their use (L-BFGS drops old history entries)
+            saved = state.pop("scale") if state is not None and level == state["level"] else None
             if saved is not None:
                 x = saved["p"].to(c) / PIXEL_SCALE  # where the scale stood (solve goes on from saved["p"] itself)
             else:

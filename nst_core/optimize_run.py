@@ -265,7 +265,7 @@ class Run:
         opt, first = None, self.step  # first: the step the current L-BFGS history began at
         if saved and saved["optimizer"] is not None:
             opt, first = _lbfgs(p, CHUNK, history), saved["first"]
-            opt.load_state_dict(saved["optimizer"])
+            opt.load_state_dict(saved.pop("optimizer"))
         while self.step < end:
             if opt is None:
                 opt, first = _lbfgs(p, CHUNK, history), self.step
@@ -290,7 +290,7 @@ class Run:
     ) -> None:
         opt = torch.optim.Adam([p], lr=self.cfg.lr * PIXEL_SCALE)
         if saved:
-            opt.load_state_dict(saved["optimizer"])
+            opt.load_state_dict(saved.pop("optimizer"))
         while self.step < end:
             opt.step(closure)
             with torch.no_grad():
