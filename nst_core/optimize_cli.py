@@ -42,7 +42,8 @@ EXAMPLES = (
     "--steps 100 --scales 2",
     "nst optimize tubingen.jpg --style starry_night.jpg -o out.png --size 512 --scales 2 --steps 150",
     "nst optimize photo.jpg -s a.jpg -s b.jpg --style-blend 0.7,0.3 --preserve-color -o out.png",
-    "nst optimize photo.jpg --style great_wave --size 4096 -o poster.png --max-time 2h   # then again with --resume",
+    "nst optimize photo.jpg --style the_scream -o poster.png --size 4096 --preview --max-time 2h",
+    "nst optimize photo.jpg --style the_scream -o poster.png --size 4096 --preview --resume",
 )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -145,10 +146,18 @@ class Run:
 
     def save(self, image: torch.Tensor | None = None, scale: dict | None = None) -> None:
         """Checkpoint the run: at a scale's end (``image``: the next scale's start) or within one (``scale``)."""
+        with self._paused():
+            run = {"step": self.step, "elapsed": self.elapsed(), "history": self.history, "scales": self.scales}
+            self.checkpointer.save(run | {"level": self.level, "image": image, "scale": scale})
+
+    @contextmanager
+    def _paused(self) -> Iterator[None]:
+        """Time inside is kept out of the reported timings (callbacks, previews, checkpoints)."""
         t0 = time.perf_counter()
-        run = {"step": self.step, "elapsed": self.elapsed(), "history": self.history, "scales": self.scales}
-        self.checkpointer.save(run | {"level": self.level, "image": image, "scale": scale})
-        self.paused += time.perf_counter() - t0
+        try:
+            yield
+        finally:
+            self.paused += time.perf_counter() - t0
 
     def solve(
         self,
@@ -204,9 +213,8 @@ class Run:
     def _preview(self, image: torch.Tensor) -> None:
         """Rewrite the preview file with a scale's result (atomically: a viewer never reads half an image)."""
         if self.cfg.preview:
-            t0 = time.perf_counter()
-            save_image(image.detach().clamp(0, 1).cpu(), self.cfg.preview)
-            self.paused += time.perf_counter() - t0
+            with self._paused():
+                save_image(image.detach().clamp(0, 1).cpu(), self.cfg.preview)
 
     def _closure(
         self,
@@ -305,20 +313,23 @@ class Run:
             return
         out_of_time = self.cfg.max_time is not None and self.elapsed() >= self.cfg.max_time
         if out_of_time or self.checkpointer.due():
-            kept = {"value": best.value, "start": best.start, "p": best.p, "terms": best.terms, "norm": best.norm}
             state = opt.state_dict() if opt is not None else None
-            scale = {"p": p.detach(), "best": kept, "optimizer": state, "first": first, "end": end}
+            scale = {"p": p.detach(), "best": dict(vars(best)), "optimizer": state, "first": first, "end": end}
             self.save(scale=scale | {"losses": self.scale_losses})
         if out_of_time:
             raise OutOfTime(best.image)
 
     def _after_step(self, image: torch.Tensor, values: dict[str, float], size: str) -> None:
         self.step += 1
-        elapsed = time.perf_counter() - self.start - self.paused
+        elapsed = self.elapsed()
         self.history.append((self.step, elapsed, values["total"]))
         self.scale_losses.append(values["total"])
         self.bar.update(1)
-        t0 = time.perf_counter()
+        with self._paused():
+            self._report(elapsed, image, values, size)
+
+    def _report(self, elapsed: float, image: torch.Tensor, values: dict[str, float], size: str) -> None:
+        """The progress bar's loss terms, the callback, and --save-every's images."""
         if self.step % 10 == 0:
             self.bar.set_postfix(
                 content=f"{values['content']:.3g}",
@@ -331,4 +342,3 @@ class Run:
             self.callback(self.step, elapsed, image, values)
         if self.cfg.save_every and self.step % self.cfg.save_every == 0 and self.cfg.save_prefix:
             self.saved.append(save_image(image.cpu(), f"{self.cfg.save_prefix}.step{self.step:05d}.png"))
-        self.paused += time.perf_counter() - t0
