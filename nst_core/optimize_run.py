@@ -133,6 +133,10 @@ class Run:
         self.scale_losses: list[float] = []  # the current scale's best loss after each step
         self.bar = tqdm(total=total_steps, desc="optimize", unit="step", disable=not cfg.progress, dynamic_ncols=True)
         self.level = 0  # the scale in progress, for checkpoints
+        self.session_start = time.perf_counter()  # max_time counts this session's wall clock, not a resumed run's
+
+    def out_of_time(self) -> bool:
+        return self.cfg.max_time is not None and time.perf_counter() - self.session_start >= self.cfg.max_time
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start - self.paused
@@ -311,7 +315,7 @@ class Run:
         """Checkpoint the scale when one is due or ``max_time`` is spent; then stop in the latter case."""
         if self.checkpointer is None:
             return
-        out_of_time = self.cfg.max_time is not None and self.elapsed() >= self.cfg.max_time
+        out_of_time = self.out_of_time()
         if out_of_time or self.checkpointer.due():
             state = opt.state_dict() if opt is not None else None
             scale = {"p": p.detach(), "best": dict(vars(best)), "optimizer": state, "first": first, "end": end}

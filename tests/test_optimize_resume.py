@@ -4,6 +4,7 @@ uninterrupted run ends; a checkpoint of other settings is refused with one line.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,6 +80,14 @@ def test_max_time_stops_with_a_checkpoint_and_resume_finishes_the_same_picture(
     resumed = _run(content_path, style_path, FIXED, checkpoint=str(ckpt), resume=True)
     assert not resumed.out_of_time and resumed.size == (64, 64)
     assert torch.equal(resumed.tensor, _run(content_path, style_path, FIXED).tensor)
+
+
+def test_max_time_counts_this_session_not_the_resumed_run() -> None:
+    from nst_core.optimize_run import Run
+
+    run = Run(replace(FIXED, checkpoint="unused", max_time=3600), time.perf_counter(), None, None, None)
+    run.restore({"step": 500, "scales": [], "history": [], "elapsed": 7200.0})  # two hours in earlier sessions
+    assert run.elapsed() >= 7200 and not run.out_of_time()
 
 
 def test_a_checkpoint_of_other_settings_or_inputs_is_refused(
