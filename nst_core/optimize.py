@@ -35,9 +35,9 @@ IMAGE_COPIES = 8  # image-sized tensors besides the history: pixels, gradient, b
 # 0.70 GB while a 100-entry history of 0.47 GB filled; 1024 px: 1.1 GB over the model). A fixed mmap threshold
 # avoided it but spent 25-100% of the CPU time in the kernel. Larger vectors are mapped apart and cost their size.
 HISTORY_OVERHEAD, HEAP_VECTOR_MAX = 1.5, 32 * 2**20
-# Plan for this share of --max-memory: whole default runs planned for all of it peaked at 98-101% (512 px in
-# 2 GiB: 1.96; 1024 px in 6 GiB: 5.96; 2048 px: 6.06; tubingen x starry_night, max RSS), mostly where an
-# untiled scale holds ~1.1 GB more than estimate_bytes and the history predict. See benchmarks/README.md.
+# Plan for this share of --max-memory: whole default runs planned for all of it, before HISTORY_OVERHEAD, peaked
+# at 98-101% (512 px in 2 GiB: 1.96; 1024 px in 6 GiB: 5.96; 2048 px: 6.06; tubingen x starry_night, max RSS).
+# With both, 1024 and 2048 px peaked at 5.22 and 5.25 GiB. See benchmarks/README.md.
 PLAN_SHARE = 0.95
 
 
@@ -137,7 +137,7 @@ def optimize(
         run.restore(state)
 
     x: torch.Tensor | None = state["image"] if state else None
-    out_of_time = False
+    unfinished: dict[str, float] | None = None  # the best loss terms when max_time stopped the run
     try:
         for level, side in enumerate(sizes):
             if state is not None and level < state["level"]:
@@ -160,10 +160,10 @@ def optimize(
                 run.level = level + 1
                 run.save(image=x)
     except OutOfTime as stop:
-        x, out_of_time = stop.image, True
+        x, unfinished = stop.image, stop.terms
     run.bar.close()
-    result = _result(cfg, run, tiled, x, c, targets, images.start(cfg, c), out_of_time)
-    if checkpointer is not None and not out_of_time:
+    result = _result(cfg, run, tiled, x, c, targets, images.start(cfg, c), unfinished)
+    if checkpointer is not None and unfinished is None:
         checkpointer.remove()  # the run is done: its result is returned
     return result
 
@@ -247,15 +247,22 @@ def _result(
     c: torch.Tensor,
     targets: dict[str, torch.Tensor],
     start_image: torch.Tensor,
-    out_of_time: bool,
+    unfinished: dict[str, float] | None,
 ) -> OptimizeResult:
-    """The image as saved (clamped, colour kept if asked) and its loss, next to the starting loss."""
+    """The image as saved (clamped, colour kept if asked) and its loss, next to the starting loss.
+
+    A run stopped by max_time is not scored again (two VGG passes, minutes at poster sizes, past the time
+    limit): its loss is the best point's as optimised, and its starting loss is left empty.
+    """
     with torch.no_grad():
         out = x.detach().clamp(0, 1)
         if cfg.preserve_color:
             out = preserve_color(out, c)
-        # Scores only: no gradient pass, and no graph kept for one.
-        final_loss, initial_loss = (tiled.value_and_grad(i, targets, lambda t: False)[0] for i in (out, start_image))
+        if unfinished is None:  # scores only: no gradient pass, and no graph kept for one
+            scores = (tiled.value_and_grad(i, targets, lambda t: False)[0] for i in (out, start_image))
+            final_loss, initial_loss = scores
+        else:
+            final_loss, initial_loss = unfinished, {}
     out = out.float().cpu().contiguous()
     return OptimizeResult(
         image=_as_pil(out),
@@ -268,5 +275,5 @@ def _result(
         history=run.history,
         saved=run.saved,
         scales=run.scales,
-        out_of_time=out_of_time,
+        out_of_time=unfinished is not None,
     )

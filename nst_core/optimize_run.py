@@ -44,10 +44,11 @@ class _Overshoot(Exception):
 
 
 class OutOfTime(Exception):
-    """Raised between optimizer chunks once ``max_time`` is spent (after a checkpoint); carries the best image."""
+    """Raised between optimizer chunks once ``max_time`` is spent (after a checkpoint); carries the best image
+    and its loss terms."""
 
-    def __init__(self, image: torch.Tensor) -> None:
-        self.image = image
+    def __init__(self, image: torch.Tensor, terms: dict[str, float]) -> None:
+        self.image, self.terms = image, terms
 
 
 @dataclass
@@ -321,7 +322,7 @@ class Run:
             scale = {"p": p.detach(), "best": dict(vars(best)), "optimizer": state, "first": first, "end": end}
             self.save(scale=scale | {"losses": self.scale_losses})
         if out_of_time:
-            raise OutOfTime(best.image)
+            raise OutOfTime(best.image, best.terms)
 
     def _after_step(self, image: torch.Tensor, values: dict[str, float], size: str) -> None:
         self.step += 1
