@@ -10,6 +10,7 @@
 #   PHOTOS: training image folder; WHEELS: folder of wheels to install first ("" for none); OUT: results.
 # Environment: STYLES (default: the six built-in styles), DEVICE (cuda), WORK (/tmp/nst_gpu), INIT_FROM (a folder
 # of STYLE.safetensors to go on from, e.g. the last session's networks: a device's checkpoints do not come back),
+# TRAIN_ONLY (set: stop after phase 1, when phases 2-3 already ran on this kind of device),
 # TRAIN_FLAGS (more `nst train` flags, e.g. --compile), TRAIN_SPEED_ARGS and INFER_SPEED_ARGS (the benchmarks'
 # size options, smaller for a dry run on a CPU). benchmarks/gpu_prepare.sh makes PHOTOS, WHEELS and INIT_FROM.
 set -u
@@ -75,6 +76,7 @@ for s in $styles; do
   grep -E "Error|error:" "$log/$s.log" | tail -3
 done
 pack
+[ -n "${TRAIN_ONLY:-}" ] && { ls -la "$out"; exit 0; }
 
 echo "== 2. speed benchmarks (nothing else on the GPU)"
 timeout 150 python3 benchmarks/train_speed.py --device "$device" ${TRAIN_SPEED_ARGS:---batch-sizes 4,16 --steps 20 \
