@@ -143,12 +143,7 @@ def optimize(
             if state is not None and level < state["level"]:
                 continue
             run.level = level
-            c = images.content_at(side)
-            styles = images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side)
-            TiledLoss(loss, _plan(cfg, *max((s.shape[-2:] for s in styles), key=math.prod))[0]).set_style(styles, blend)
-            tile, history = _plan(cfg, *c.shape[-2:])
-            tiled = TiledLoss(loss, tile)
-            targets = tiled.content_targets(c)
+            c, tiled, targets, history = _scale_loss(cfg, images, loss, blend, side)
             # popped: the checkpoint's tensors must not outlive their use (L-BFGS drops old history entries)
             saved = state.pop("scale") if state is not None and level == state["level"] else None
             if saved is not None:
@@ -166,6 +161,22 @@ def optimize(
     if checkpointer is not None and unfinished is None:
         checkpointer.remove()  # the run is done: its result is returned
     return result
+
+
+def _scale_loss(
+    cfg: OptimizeConfig, images: _Images, loss: PerceptualLoss, blend: list[float], side: int
+) -> tuple[torch.Tensor, TiledLoss, dict[str, torch.Tensor], int]:
+    """One scale's content image, its (tiled) loss with the style Grams set, content targets and history length.
+
+    The style Grams come from a TiledLoss planned for the style images' own size, which style_scale can
+    make larger than the content's.
+    """
+    c = images.content_at(side)
+    styles = images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side)
+    TiledLoss(loss, _plan(cfg, *max((s.shape[-2:] for s in styles), key=math.prod))[0]).set_style(styles, blend)
+    tile, history = _plan(cfg, *c.shape[-2:])
+    tiled = TiledLoss(loss, tile)
+    return c, tiled, tiled.content_targets(c), history
 
 
 def _checkpointer(cfg: OptimizeConfig, images: _Images) -> OptimizeCheckpointer | None:
