@@ -289,7 +289,7 @@ def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos
     lines.append(_row("file", f"`infer/models/{model.path.name}`, {d['precision']}, {d['size_bytes']:,} bytes"))
     lines.append(_row("training data", d["data"]))
     lines.append(_row("steps", f"{d['steps']:,} ({d['images_seen']:,} images seen)"))
-    lines.append(_row("hardware", "; ".join(sorted({s["hardware"] for s in d["training"]}))))
+    lines.append(_row("hardware", " + ".join(dict.fromkeys(s["hardware"] for s in d["training"]))))  # stage order
     lines.append(_row("wall time", " + ".join(s["wall_time"] for s in d["training"])))
     lines += ["", "## How it was trained", "", d["how"] or "-", ""]
     lines += [_row("stage", "steps", "batch", "image size", "images seen", "wall time", "hardware", "note")]

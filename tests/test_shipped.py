@@ -119,6 +119,7 @@ def test_card_and_sample_are_written(shipped_tiny: tuple[Path, Path]) -> None:
     for fact in ("coffee", "small", FACTS["data"], FACTS["how"], "a test CPU", "another CPU", "48 px", "64 px"):
         assert fact in card, fact
     assert "12 (24 images seen)" in card and "## Fast vs iterative" in card and "| 64 px | 2 |" in card
+    assert "| hardware | a test CPU + another CPU |" in card  # each stage's machine, in stage order
     assert "tiny_style.jpg" in card and Image.open(docs / "tiny_style.jpg").width > 64
 
 
