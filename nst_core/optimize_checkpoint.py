@@ -76,9 +76,7 @@ class OptimizeCheckpointer:
         if not self.path.is_file():
             raise NSTError(f"{self.path}: no checkpoint to resume (a run writes it beside its output as it goes)")
         try:
-            # mmap: a mid-scale checkpoint (2.1 GB at 4096 px) is read as its tensors are used, not held
-            # whole in memory while the scale's targets are set up again
-            state = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as e:  # any unreadable file gets the same one line
             raise NSTError(f"{self.path}: not a readable optimize checkpoint ({type(e).__name__})") from None
         if not isinstance(state, dict) or state.get("version") != VERSION:
