@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nst_core.cli_options import positive_int
+from nst_core.cli.options import positive_int
 from nst_core.image_io import center_crop, open_image, pil_to_array
 from nst_core.machine import describe, machine_info
 
@@ -212,8 +212,8 @@ def loss_comparison(args: argparse.Namespace, nets: dict[str, tuple[Any, dict[st
     if "standard" not in trained or len(trained) < 2:
         return None
     from nst_core.image_io import load_image
-    from nst_core.loss_weights import LossWeights, loss_section
-    from nst_core.losses import PerceptualLoss
+    from nst_core.losses.perceptual import PerceptualLoss
+    from nst_core.losses.weights import LossWeights, loss_section
 
     cfg = json.loads(trained["standard"][1].get("config") or "{}")
     style = args.style or cfg.get("style")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nst_core.cli_options import list_of, positive_int
+from nst_core.cli.options import list_of, positive_int
 from nst_core.image_io import open_image
 from nst_core.machine import describe, machine_info
 

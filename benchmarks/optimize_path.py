@@ -1,9 +1,9 @@
 """The optimizer's path before and after the overshoot guard: final loss, worst/start ratio, restarts.
 
-    git show 4c5db49:nst_core/optimize.py > /tmp/optimize_old.py
+    git show 4c5db49:nst_core/optimize/scales.py > /tmp/optimize_old.py
     python benchmarks/optimize_path.py --old /tmp/optimize_old.py --size 256 --steps 100
 
-The "old" module is any earlier nst_core/optimize.py; both run the same pairs of ../shared/data, sizes,
+The "old" module is any earlier nst_core/optimize/scales.py; both run the same pairs of ../shared/data, sizes,
 steps and losses (nst optimize's defaults and the trainer's), on the CPU. Counts VGG evaluations, not time.
 """
 
@@ -14,8 +14,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import nst_core.optimize as new
-from nst_core.loss_weights import LossWeights
+import nst_core.optimize.scales as new
+from nst_core.losses.weights import LossWeights
 from nst_core.machine import describe
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -57,7 +57,7 @@ def run(module, content: str, style: str, loss: LossWeights, size: int, steps: i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--old", required=True, help="an earlier nst_core/optimize.py")
+    ap.add_argument("--old", required=True, help="an earlier nst_core/optimize/scales.py")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=100)
     args = ap.parse_args()

@@ -22,9 +22,9 @@ from pathlib import Path
 from nst_core.builtin_styles import resolve_style
 from nst_core.image_io import save_image
 from nst_core.machine import describe
-from nst_core.optimize import optimize
-from nst_core.optimize_cli import checkpoint_path
-from nst_core.optimize_config import OptimizeConfig
+from nst_core.optimize.cli import checkpoint_path
+from nst_core.optimize.config import OptimizeConfig
+from nst_core.optimize.scales import optimize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -84,7 +84,7 @@ def run_pastiche(content: str, style: str, size: int, steps: int, out: str) -> d
 def score(content: str, style: str, image: str, size: int) -> dict:
     """The fixed metric: nst_core's content + style loss (caffe VGG19, default layers) weighted like pastiche."""
     from nst_core.image_io import load_image
-    from nst_core.losses import LossWeights, PerceptualLoss
+    from nst_core.losses.perceptual import LossWeights, PerceptualLoss
 
     loss = PerceptualLoss.build(LossWeights(**METRIC))
     c = load_image(content, size).unsqueeze(0)
@@ -99,11 +99,11 @@ def score(content: str, style: str, image: str, size: int) -> dict:
 
 
 def run_ours(content: str, style: str, size: int, target: float | None, out: str, opts: dict) -> dict:
-    """nst_core.optimize with ``opts`` (scales, coarse_steps, steps, device, channels_last; none: the defaults),
+    """nst_core.optimize.scales with ``opts`` (scales, coarse_steps, steps, device, channels_last; none: the defaults),
     stopping once the metric reaches ``target`` if one is given; VGG load timed apart."""
     from nst_core.image_io import save_image
-    from nst_core.losses import LossWeights, PerceptualLoss
-    from nst_core.optimize import optimize
+    from nst_core.losses.perceptual import LossWeights, PerceptualLoss
+    from nst_core.optimize.scales import optimize
 
     opts = dict(opts)
     t0 = time.perf_counter()

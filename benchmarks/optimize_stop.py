@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 from nst_core.machine import describe
-from nst_core.optimize import optimize
-from nst_core.optimize_config import OptimizeConfig, converged
+from nst_core.optimize.config import OptimizeConfig, converged
+from nst_core.optimize.scales import optimize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = (("tubingen", "starry_night"), ("golden_gate", "the_scream"), ("chicago", "great_wave"))

@@ -1,4 +1,4 @@
-"""Peak memory and time of one loss+gradient evaluation, whole image vs tiled (nst_core.tiled_loss).
+"""Peak memory and time of one loss+gradient evaluation, whole image vs tiled (nst_core.optimize.tiled_loss).
 
 Each case runs in a fresh subprocess, so its peak RSS (ru_maxrss; on CUDA also the peak allocated
 GPU memory) is its own: torch, the VGG weights, the content targets and one value_and_grad. The
@@ -42,7 +42,7 @@ def setup(size: int, device: str, channels_last: bool = False):
     import torch
 
     from nst_core.image_io import load_image
-    from nst_core.losses import PerceptualLoss
+    from nst_core.losses.perceptual import PerceptualLoss
 
     content_path, style_path = default_images()
     loss = PerceptualLoss.build().to(device)
@@ -59,7 +59,7 @@ def child(case: dict) -> None:
     """One case: build, content targets, then ``repeats`` value_and_grad calls; prints a RESULT line."""
     import torch
 
-    from nst_core.tiled_loss import TiledLoss
+    from nst_core.optimize.tiled_loss import TiledLoss
 
     device = case["device"]
     loss, content, image = setup(case["size"], device, case["channels_last"])
@@ -104,7 +104,7 @@ def halo_sweep(sizes: list[int], tile: int, halos: list[int], device: str) -> No
     """Tiled vs whole-image loss terms and gradient, per halo: relative errors, cosine, seam ratio."""
     import torch
 
-    from nst_core.tiled_loss import TiledLoss
+    from nst_core.optimize.tiled_loss import TiledLoss
 
     for size in sizes:
         loss, content, image = setup(size, device)

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nst_core.image_io import center_crop, load_image, open_image, pil_to_tensor, scan_images  # noqa: E402
+from nst_core.losses.vgg import VGGFeatures  # noqa: E402
 from nst_core.machine import describe, machine_info  # noqa: E402
 from nst_core.transformer import TransformerNet  # noqa: E402
-from nst_core.vgg import VGGFeatures  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.trainer import build_loss, forward_loss, make_optimizer  # noqa: E402
 

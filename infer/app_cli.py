@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nst_core.cli_options import add_command, add_max_pixels_option, number
+from nst_core.cli.options import add_command, add_max_pixels_option, number
 from nst_core.errors import NSTError
 
 HELP = "a local web app (Gradio): stylize, compare and optimize in the browser"

@@ -167,7 +167,7 @@ class Jobs:
         self, content: Any, styles: Any, steps: float, size: float, style_weight: float, keep_colors: bool
     ) -> Iterator[tuple[Image.Image, str]]:
         """The iterative method, yielding the image as it improves; stopping the event stops the optimizer."""
-        from nst_core.loss_weights import LossWeights
+        from nst_core.losses.weights import LossWeights
 
         with user_errors():
             image = open_upload(content, "content image")
@@ -273,7 +273,7 @@ def in_thread(work: Work, name: str) -> Iterator[tuple[bool, Any]]:
 def _run_optimize(content: Image.Image, styles: list[Image.Image], options: dict[str, Any]) -> Iterator[Any]:
     """optimize() in a thread; its callback hands images over, at most one every ``PREVIEW_EVERY`` s."""
     from nst_core.image_io import tensor_to_pil
-    from nst_core.optimize import optimize
+    from nst_core.optimize.scales import optimize
 
     def work(should_stop: Callable[[], bool], report: Callable[[Any], None]) -> Any:
         due = every(PREVIEW_EVERY)

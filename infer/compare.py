@@ -52,9 +52,9 @@ from infer.compare_results import (
 )
 from nst_core.errors import NSTError
 from nst_core.image_io import display_name, open_image, pil_to_tensor, resize_longer, tensor_to_pil
-from nst_core.losses import LossWeights, PerceptualLoss
+from nst_core.losses.perceptual import LossWeights, PerceptualLoss
 from nst_core.machine import machine_info
-from nst_core.optimize import OptimizeConfig, optimize, resolve_device
+from nst_core.optimize.scales import OptimizeConfig, optimize, resolve_device
 
 __all__ = ["DEFAULT_STEPS", "CompareConfig", "CompareReport", "Stopped", "compare", "parse_steps", "write_report"]
 

@@ -7,7 +7,7 @@ import json
 
 from infer.compare_config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, CompareConfig
 from nst_core.builtin_styles import style_help
-from nst_core.cli_options import (
+from nst_core.cli.options import (
     LOSS_OPTIONS,
     add_command,
     add_device_option,
@@ -21,7 +21,7 @@ from nst_core.cli_options import (
     show_progress,
 )
 from nst_core.log import LOG
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 
 _D = CompareConfig()
 HELP = "fast (feed-forward) vs iterative stylization: same images, same metric, times, grid"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nst_core.errors import NSTError
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 
 DEFAULT_STEPS = (50, 100, 300, 500)
 DEFAULT_THUMB_SIZE = 256  # longer side of the grid's thumbnails

@@ -19,7 +19,7 @@ from PIL import Image
 from infer.shipped import resolve_model
 from nst_core.errors import NSTError
 from nst_core.image_io import pil_to_tensor, tensor_to_pil
-from nst_core.loss_weights import LossWeights, loss_section
+from nst_core.losses.weights import LossWeights, loss_section
 
 
 class FastModel:

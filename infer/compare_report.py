@@ -19,7 +19,7 @@ from infer.compare_results import FILES, CompareReport, fmt_seconds
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path, check_output_folder, clean_stale_temporaries
 from nst_core.image_io import display_name, resize_longer, save_image
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 from nst_core.machine import describe
 
 IMAGES_DIR = "images"

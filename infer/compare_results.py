@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 
 REPORT_VERSION = 2  # 2: the metric and the training loss as `loss` sections (LossWeights.to_dict())
 FILES = {"grid": "grid.png", "plot": "loss_vs_time.png", "json": "report.json", "markdown": "report.md"}

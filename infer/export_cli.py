@@ -14,7 +14,7 @@ from typing import Any
 
 from infer.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, ExportResult, export_onnx
 from infer.onnx_format import MAX_OPSET, MIN_OPSET
-from nst_core.cli_options import add_command, add_output_option, add_report_options, number, positive_float
+from nst_core.cli.options import add_command, add_output_option, add_report_options, number, positive_float
 from nst_core.log import LOG
 
 HELP = "export a trained network to ONNX (checked against PyTorch; optional fp16 / int8)"

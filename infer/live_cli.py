@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from infer.stylize_cli import add_runtime_options, quality, smooth
-from nst_core.cli_options import add_command, add_output_option, add_report_options, positive_int, unit_float
+from nst_core.cli.options import add_command, add_output_option, add_report_options, positive_int, unit_float
 from nst_core.errors import NSTError
 from nst_core.log import LOG
 

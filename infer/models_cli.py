@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from nst_core.cli_options import add_command, add_report_options
+from nst_core.cli.options import add_command, add_report_options
 
 HELP = "list the pretrained models that ship with the package (style, training, quality)"
 DESCRIPTION = (

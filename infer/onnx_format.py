@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nst_core.loss_weights import loss_section
+from nst_core.losses.weights import loss_section
 
 if TYPE_CHECKING:
     from nst_core.transformer import TransformerNet

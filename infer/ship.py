@@ -35,7 +35,7 @@ from nst_core.builtin_styles import STYLES_DIR, builtin_style_path
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
 from nst_core.image_io import display_name
-from nst_core.loss_weights import loss_section
+from nst_core.losses.weights import loss_section
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS_DIR = REPO / "docs" / "models"

@@ -22,7 +22,7 @@ import argparse
 import time
 
 from infer.tiling import MIN_TILE, check_tile
-from nst_core.cli_options import (
+from nst_core.cli.options import (
     add_command,
     add_max_pixels_option,
     add_output_option,

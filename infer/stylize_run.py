@@ -18,7 +18,7 @@ from typing import Any
 from infer.shipped import resolve_model
 from infer.stylize import Stylizer, is_network_source
 from infer.stylize_plan import STDIN, Job, Plan
-from nst_core.cli_options import show_progress
+from nst_core.cli.options import show_progress
 from nst_core.errors import NSTError
 from nst_core.image_io import SAVE_FORMATS, array_to_pil, encode_image, save_image
 from nst_core.log import LOG

@@ -21,7 +21,7 @@ from infer.compare_report import grid_size
 from infer.compare_results import FILES, find_reach
 from nst_core.cli import build_parser, main
 from nst_core.errors import NSTError
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 from nst_core.machine import describe
 from tests.conftest import one_error_line, run_cli, skimage_photo, tiny_train_config
 from tests.test_files import dead_pid

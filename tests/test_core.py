@@ -13,8 +13,8 @@ from PIL import Image
 from nst_core.color import preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
 from nst_core.errors import NSTError
 from nst_core.image_io import load_image, open_image, resize_tensor, save_image
-from nst_core.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
-from nst_core.vgg import VGGFeatures, layer_names
+from nst_core.losses.perceptual import LossWeights, PerceptualLoss, gram_matrix, total_variation
+from nst_core.losses.vgg import VGGFeatures, layer_names
 
 
 def test_nst_core_imports_nothing_from_train_or_infer() -> None:

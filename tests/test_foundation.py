@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_core.cli_options import (
+from nst_core.cli.options import (
     HelpFormatter,
     add_loss_options,
     list_of,
@@ -36,7 +36,7 @@ from nst_core.image_io import (
     scan_images,
     tensor_to_pil,
 )
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 from nst_core.transformer import TransformerNet
 
 # ------------------------------------------------------------------------------------------------ argparse types

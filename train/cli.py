@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nst_core.builtin_styles import style_help
-from nst_core.cli_options import (
+from nst_core.cli.options import (
     add_command,
     add_loss_options,
     add_output_option,

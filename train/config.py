@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from nst_core.cli_options import seconds
+from nst_core.cli.options import seconds
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
-from nst_core.loss_weights import LossWeights, layer_names
+from nst_core.losses.weights import LossWeights, layer_names
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them (only when that file
 #: exists: `style: starry_night` stays a built-in style's name unless a file of that name is beside the YAML).
@@ -177,7 +177,7 @@ class TrainConfig:
 def min_side(loss: LossWeights, arch: str = "vgg19") -> int:
     """Smallest image side the loss network accepts: each pooling before the deepest layer halves it.
 
-    Computed from the layer names, without building VGG (= nst_core.vgg.VGGFeatures.min_side).
+    Computed from the layer names, without building VGG (= nst_core.losses.vgg.VGGFeatures.min_side).
     """
     names = layer_names(arch)
     depth = max(names.index(n) for n in (*loss.content_layers, *loss.style_layers)) + 1

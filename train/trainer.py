@@ -26,7 +26,7 @@ from nst_core.errors import NSTError
 from nst_core.files import clean_stale_temporaries
 from nst_core.image_io import save_image
 from nst_core.log import LOG
-from nst_core.losses import PerceptualLoss
+from nst_core.losses.perceptual import PerceptualLoss
 from nst_core.transformer import TransformerNet
 from train.checkpoint import step_dir_name
 from train.config import TrainConfig, save_yaml

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nst_core.errors import NSTError
-from nst_core.loss_weights import LossWeights
-from nst_core.vgg import VGGFeatures
+from nst_core.losses.vgg import VGGFeatures
+from nst_core.losses.weights import LossWeights
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

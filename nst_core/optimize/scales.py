@@ -3,7 +3,7 @@
 Speed comes from doing less: VGG runs only to the deepest loss layer, style Grams are computed
 once per scale, L-BFGS takes one VGG pass per step (no wasted evaluations), and coarse-to-fine
 scales take most steps on 4x cheaper images. Memory is planned (`_plan`): larger images are
-computed in VGG tiles. One scale's solver is nst_core.optimize_run.
+computed in VGG tiles. One scale's solver is nst_core.optimize.run.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from PIL import Image
 from nst_core.color import preserve_color
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image, pil_to_tensor, resize_longer, resize_tensor, scaled_size
-from nst_core.losses import PerceptualLoss, blend_weights
-from nst_core.optimize_checkpoint import OptimizeCheckpointer, fingerprint
-from nst_core.optimize_config import OptimizeConfig, auto_scales
-from nst_core.optimize_run import HISTORY, MIN_HISTORY, PIXEL_SCALE, OutOfTime, Run, StepCallback
-from nst_core.tiled_loss import TiledLoss, plan_tiles
+from nst_core.losses.perceptual import PerceptualLoss, blend_weights
+from nst_core.optimize.checkpoint import OptimizeCheckpointer, fingerprint
+from nst_core.optimize.config import OptimizeConfig, auto_scales
+from nst_core.optimize.run import HISTORY, MIN_HISTORY, PIXEL_SCALE, OutOfTime, Run, StepCallback
+from nst_core.optimize.tiled_loss import TiledLoss, plan_tiles
 
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
 HISTORY_SHARE = 0.25  # of the memory budget for L-BFGS's history (see _plan)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nst_core.errors import NSTError
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 
 OPTIMIZERS = ("lbfgs", "adam")
 # Auto coarse-to-fine starts at this longer side (see auto_scales). At 256 px, a 128 px scale first with the
@@ -45,7 +45,7 @@ class OptimizeConfig:
     max_memory_gb: float = 6.0  # peak memory planned for (VGG tiles + L-BFGS history), GiB; see optimize._plan
     tile: int | None = None  # VGG tile side in px (a multiple of 16); None: planned from max_memory_gb; 0: never tile
     stop_loss: float | None = None  # stop early once the total loss at the final scale is at or below this
-    checkpoint: str | None = None  # path of the run's checkpoint (see nst_core.optimize_checkpoint); None: none
+    checkpoint: str | None = None  # path of the run's checkpoint (see nst_core.optimize.checkpoint); None: none
     checkpoint_every: float = 600.0  # seconds between checkpoints within a scale (one is also written per scale)
     resume: bool = False  # go on from `checkpoint` instead of starting afresh
     max_time: float | None = None  # seconds of optimising in this session, then checkpoint and return unfinished

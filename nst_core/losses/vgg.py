@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nst_core.errors import NSTError, first_line
-from nst_core.loss_weights import VGG_PLANS as _PLANS
-from nst_core.loss_weights import check_arch as _check_arch
-from nst_core.loss_weights import check_layers, layer_names
+from nst_core.losses.weights import VGG_PLANS as _PLANS
+from nst_core.losses.weights import check_arch as _check_arch
+from nst_core.losses.weights import check_layers, layer_names
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

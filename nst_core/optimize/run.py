@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from nst_core.errors import NSTError
 from nst_core.image_io import save_image
-from nst_core.optimize_checkpoint import OptimizeCheckpointer
-from nst_core.optimize_config import OptimizeConfig, converged
-from nst_core.tiled_loss import TiledLoss
+from nst_core.optimize.checkpoint import OptimizeCheckpointer
+from nst_core.optimize.config import OptimizeConfig, converged
+from nst_core.optimize.tiled_loss import TiledLoss
 
 PIXEL_SCALE = 255.0  # pixels are optimised in 0-255 units, as in the Caffe-era implementations
 OBJECTIVE_START = 1e5  # the optimised objective starts at this value at each scale

@@ -22,7 +22,7 @@ from PIL import Image
 
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
-from nst_core.optimize_config import OptimizeConfig
+from nst_core.optimize.config import OptimizeConfig
 
 VERSION = 1
 # Settings that do not change the picture or the steps taken (``init`` is recorded as its pixels instead).

@@ -76,7 +76,7 @@ def unavailable(name: str, error: ImportError) -> Callable[[argparse._SubParsers
 
 @contextmanager
 def _max_pixels(limit: int | None) -> Iterator[None]:
-    """--max-pixels (nst_core.cli_options.add_max_pixels_option) for this command only, then the old limit."""
+    """--max-pixels (nst_core.cli.options.add_max_pixels_option) for this command only, then the old limit."""
     if limit is None:
         yield
         return

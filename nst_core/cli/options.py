@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from nst_core.loss_weights import LossWeights
+from nst_core.losses.weights import LossWeights
 
 T = TypeVar("T", int, float)
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from nst_core.errors import NSTError
-from nst_core.loss_weights import layer_names
-from nst_core.losses import PerceptualLoss, blend_weights, style_loss, total_variation
+from nst_core.losses.perceptual import PerceptualLoss, blend_weights, style_loss, total_variation
+from nst_core.losses.weights import layer_names
 
 #: Context pixels around each tile for the default layers (up to relu5_1): the exact halo, see `exact_halo`.
 DEFAULT_HALO = 80

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nst_core.builtin_styles import style_help
-from nst_core.cli_options import (
+from nst_core.cli.options import (
     add_command,
     add_device_option,
     add_loss_options,
@@ -28,10 +28,10 @@ from nst_core.cli_options import (
     show_progress,
 )
 from nst_core.log import LOG
-from nst_core.optimize_config import OPTIMIZERS, OptimizeConfig
+from nst_core.optimize.config import OPTIMIZERS, OptimizeConfig
 
 if TYPE_CHECKING:
-    from nst_core.optimize import OptimizeResult
+    from nst_core.optimize.scales import OptimizeResult
 
 _D = OptimizeConfig()
 LEARNING_RATE = number(float, 0, 1, low_open=True)
@@ -152,7 +152,7 @@ def checkpoint_path(output: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from nst_core.image_io import check_output_image, open_image, save_image
-    from nst_core.optimize import optimize
+    from nst_core.optimize.scales import optimize
 
     args.output = check_output_image(args.output)  # before spending minutes optimising
     if args.init not in ("content", "noise"):

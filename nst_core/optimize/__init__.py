@@ -1,0 +1,26 @@
+"""The iterative method (Gatys et al.): `optimize` one image from a photo and one or more styles.
+
+- ``scales``: `optimize`, the coarse-to-fine loop over sizes, and its `OptimizeResult`;
+- ``config``: `OptimizeConfig`, every setting of a run, and the convergence rule;
+- ``run``: one scale's optimiser steps (L-BFGS or Adam), best-point tracking, the time limit;
+- ``tiled_loss``: the perceptual loss computed in VGG tiles, for images larger than memory allows;
+- ``checkpoint``: `--resume` / `--max-time` checkpoints;
+- ``cli``: the `nst optimize` command.
+"""
+
+from nst_core.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "optimize": "scales",
+        "OptimizeResult": "scales",
+        "resolve_device": "scales",
+        "OptimizeConfig": "config",
+        "OPTIMIZERS": "config",
+        "auto_scales": "config",
+        "TiledLoss": "tiled_loss",
+        "plan_tiles": "tiled_loss",
+        "OptimizeCheckpointer": "checkpoint",
+    },
+)
