@@ -101,7 +101,7 @@ def load_nets(args: argparse.Namespace) -> dict[str, tuple[Any, dict[str, str]]]
 
 def export_all(nets: dict[str, tuple[Any, dict[str, str]]], folder: Path) -> dict[str, Path]:
     """fp32 + int8 ONNX per variant (fp32 only for candidates), and small without the output-conv rewrite."""
-    from infer.export import export_onnx
+    from infer.export.exporter import export_onnx
 
     files = {}
     for variant, (net, meta) in nets.items():
@@ -127,7 +127,7 @@ def build_methods(
     files: dict[str, Path],
     threads: int | None,
 ) -> tuple[dict[str, Callable[[Image.Image, np.ndarray], Any]], dict[str, str]]:
-    from infer.stylize import Stylizer
+    from infer.stylize.stylizer import Stylizer
 
     methods: dict[str, Callable[[Image.Image, np.ndarray], Any]] = {}
     notes: dict[str, str] = {}

@@ -1,9 +1,9 @@
 """Frames per second of `nst live` on a recorded clip, at a few sizes: is it real time on this machine?
 
 The clip stands in for a webcam: 640x480 at 30 frames/s, a slow pan across a real photo (scikit-image's
-astronaut), recorded once with `infer.video.open_writer`. Each size runs the live loop (`infer.live.run_live`:
-OpenCV reads, the shipped network stylizes, nothing shown or recorded) over the whole clip; sizes run in
-interleaved rounds, so background load hits them alike, and the medians are printed.
+astronaut), recorded once with `infer.stylize.video.open_writer`. Each size runs the live loop
+(`infer.live.run.run_live`: OpenCV reads, the shipped network stylizes, nothing shown or recorded) over the whole
+clip; sizes run in interleaved rounds, so background load hits them alike, and the medians are printed.
 
     python benchmarks/live_fps.py                              # 256, 320, 480 px, 3 rounds, ~1 min on 2 cores
     python benchmarks/live_fps.py --model udnie --sizes 240,360 --rounds 5 --json out.json
@@ -29,7 +29,7 @@ WIDTH, HEIGHT, FPS = 640, 480, 30
 
 def record_clip(path: Path, frames: int) -> Path:
     """A 640x480 clip panning slowly across the astronaut photo (scaled to 960 px wide), as a camera would film it."""
-    from infer.video import open_writer
+    from infer.stylize.video import open_writer
 
     photo = np.asarray(open_image("skimage:astronaut").resize((960, 960)))
     with open_writer(path, FPS, quality=80) as writer:
@@ -41,7 +41,7 @@ def record_clip(path: Path, frames: int) -> Path:
 
 def one_run(stylizer: object, clip: Path, size: int) -> dict[str, float]:
     """The live loop over the whole clip at ``size``: frames per second and the median ms per frame."""
-    from infer.live import open_capture, run_live
+    from infer.live.run import open_capture, run_live
 
     capture = open_capture(str(clip))
     try:
@@ -61,8 +61,8 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     args = p.parse_args()
 
-    from infer.shipped import resolve_model
-    from infer.stylize import Stylizer
+    from infer.models.shipped import resolve_model
+    from infer.stylize.stylizer import Stylizer
 
     machine = machine_info()
     print(f"machine: {describe(machine)}", file=sys.stderr)

@@ -1,5 +1,23 @@
-"""Inference for trained style networks: ONNX export (`nst export`), instant stylization with onnxruntime
-(`nst stylize`, `infer.stylize.Stylizer`; its command in stylize_cli / stylize_plan / stylize_run /
-stylize_report, tiles in `infer.tiling`, execution providers in `infer.providers`, videos with their sound
-in `infer.video`), live stylization of a camera or stream (`nst live`, `infer.live`) and fast-vs-iterative
-comparison (`nst compare`)."""
+"""Inference for trained style networks, one sub-package per command:
+
+- ``stylize``: `Stylizer`, instant stylization with onnxruntime (images, folders, videos with their sound,
+  tiles for large images, execution providers) and the `nst stylize` command;
+- ``live``: a camera or stream stylized live (`nst live`);
+- ``models``: the pretrained models that ship with the package (`nst models`);
+- ``export``: a trained network to ONNX, checked against PyTorch, fp16 and int8 copies (`nst export`);
+- ``compare``: the fast network against the iterative optimizer on your photos (`nst compare`);
+- ``app``: the Gradio web app over all of it (`nst app`).
+
+``stylize``, ``live`` and ``models`` need no torch (the light install); the others do.
+"""
+
+from nst_core.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "Stylizer": "stylize.stylizer",
+        "resolve_model": "models.shipped",
+        "shipped_models": "models.shipped",
+    },
+)

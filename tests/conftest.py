@@ -55,9 +55,9 @@ def _seed_and_threads() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory) -> Path:
-    """An untrained, seeded `small` TransformerNet exported to ONNX with `infer.export.export_onnx` (fp32,
+    """An untrained, seeded `small` TransformerNet exported to ONNX with `infer.export.exporter.export_onnx` (fp32,
     dynamic batch/height/width, metadata style "tiny-test"); shared by the inference and compare tests."""
-    from infer.export import export_onnx
+    from infer.export.exporter import export_onnx
     from nst_core.transformer import TransformerNet
 
     torch.manual_seed(1234)

@@ -48,7 +48,7 @@ def models(tiny_onnx: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(models: Path):
     """The app on a free port of 127.0.0.1, its URL; closed after the module."""
-    from infer.app import build_app, launch
+    from infer.app.ui import build_app, launch
 
     demo = build_app(models)
     port = free_port()
@@ -68,7 +68,7 @@ def image(tmp_path_factory) -> Path:
 
 
 def test_models_are_found_with_their_style_images(tmp_path: Path, style_path: Path) -> None:
-    from infer.app_models import scan_models
+    from infer.app.catalogue import scan_models
 
     run = tmp_path / "runs" / "candy"
     (run / "checkpoints" / "step-000000002").mkdir(parents=True)
@@ -85,7 +85,7 @@ def test_models_are_found_with_their_style_images(tmp_path: Path, style_path: Pa
 def test_importing_the_command_imports_neither_gradio_nor_torch() -> None:
     import subprocess
 
-    code = "import sys, infer.app_cli; print('gradio' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, infer.app.cli; print('gradio' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -175,7 +175,7 @@ def test_a_cancelled_compare_stops_its_optimizer_and_frees_the_slot(client, imag
 
 
 def test_stop_says_where_a_running_job_stopped_and_leaves_a_finished_one_alone() -> None:
-    from infer.app_jobs import (
+    from infer.app.jobs import (
         COMPARE_RUNNING,
         COMPARE_STOPPED,
         OPTIMIZE_STARTING,
@@ -199,9 +199,9 @@ def test_optimize_streams_images_as_it_improves(client, image: Path) -> None:
 
 
 def test_no_models_still_starts_and_says_how_to_get_one(tmp_path: Path, monkeypatch) -> None:
-    from infer.app import build_app
-    from infer.app_models import NO_MODEL_HELP
-    from infer.shipped import MODELS_ENV
+    from infer.app.catalogue import NO_MODEL_HELP
+    from infer.app.ui import build_app
+    from infer.models.shipped import MODELS_ENV
 
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))  # an installation without shipped models
 

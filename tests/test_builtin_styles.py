@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from infer.app_models import find_style
+from infer.app.catalogue import find_style
 from nst_core.builtin_styles import BUILTIN_STYLES, NOT_SHIPPED, STYLES_DIR, builtin_style_path
 from nst_core.checkpoint_io import load_network
 from nst_core.errors import NSTError

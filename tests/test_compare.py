@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from infer.compare import Metric, Stopped, compare, metric_spec, write_report
-from infer.compare_cli import config_from_args
-from infer.compare_config import MODEL_METRIC, CompareConfig, parse_steps
-from infer.compare_model import FastModel, OnnxModel, TorchModel, load_fast_model
-from infer.compare_report import grid_size
-from infer.compare_results import FILES, find_reach
+from infer.compare.cli import config_from_args
+from infer.compare.config import MODEL_METRIC, CompareConfig, parse_steps
+from infer.compare.model import FastModel, OnnxModel, TorchModel, load_fast_model
+from infer.compare.report import grid_size
+from infer.compare.results import FILES, find_reach
+from infer.compare.run import Metric, Stopped, compare, metric_spec, write_report
 from nst_core.cli import build_parser, main
 from nst_core.errors import NSTError
 from nst_core.losses.weights import LossWeights
@@ -51,7 +51,7 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def onnx_model(trained: Path, tmp_path_factory) -> Path:
-    from infer.export import export_onnx
+    from infer.export.exporter import export_onnx
 
     out = tmp_path_factory.mktemp("compare_onnx") / "coffee.onnx"
     export_onnx(trained, out, exporter="torchscript")  # ~1 s instead of ~20 s for dynamo; the graph is the same net

@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from infer.export import DEFAULT_TOLERANCE, export_onnx
-from infer.export_cli import EXAMPLES, export_options, summary
-from infer.onnx_format import config_summary
-from infer.onnx_graph import InferenceNet, PhaseConv
-from infer.precision import CALIBRATION_SIZE, DEFAULT_CALIBRATION, calibration_images
-from infer.stylize import Stylizer
+from infer.export.cli import EXAMPLES, export_options, summary
+from infer.export.exporter import DEFAULT_TOLERANCE, export_onnx
+from infer.export.format import config_summary
+from infer.export.graph import InferenceNet, PhaseConv
+from infer.export.precision import CALIBRATION_SIZE, DEFAULT_CALIBRATION, calibration_images
+from infer.stylize.stylizer import Stylizer
 from nst_core import __version__
 from nst_core.checkpoint_io import save_network
 from nst_core.cli import build_parser
@@ -278,7 +278,7 @@ def test_help_ends_with_the_readme_examples(capsys) -> None:
 
 
 def test_export_cli_imports_neither_torch_nor_onnxruntime() -> None:
-    code = "import sys, infer.export_cli; print(sorted({'torch', 'onnx', 'onnxruntime'} & set(sys.modules)))"
+    code = "import sys, infer.export.cli; print(sorted({'torch', 'onnx', 'onnxruntime'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -141,7 +141,7 @@ def test_stylize_to_stdout_on_a_full_disk(tiny_onnx: Path, tmp_path: Path, monke
 @pytest.mark.parametrize("fails", ["fp32", "fp16", "int8"])
 def test_export_onto_a_full_disk_leaves_no_file(fails: str, network: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """Every file of an export is renamed into place together: a failure in any leaves none of them."""
-    import infer.precision
+    import infer.export.precision
 
     real = Path.write_bytes
     target = {"fp32": "m.onnx", "fp16": "m.fp16.onnx", "int8": "m.int8.onnx"}[fails]
@@ -164,7 +164,7 @@ def test_export_onto_a_full_disk_leaves_no_file(fails: str, network: Path, tmp_p
             seen.append(Path(out).name)
             no_space()
 
-        monkeypatch.setattr(infer.precision, "quant_pre_process", quantize)
+        monkeypatch.setattr(infer.export.precision, "quant_pre_process", quantize)
         code, _, err = run_cli([*argv[:4], "--int8", "--exporter", "torchscript"], capsys)
         assert code == 2
         one_error_line(err, "m.int8.onnx: cannot write (No space left on device)")
@@ -283,13 +283,13 @@ def test_in_memory_export_writes_no_file(tmp_path: Path, monkeypatch) -> None:
     """A run folder as --model is exported without a temporary folder a kill could leave behind."""
     import tempfile
 
-    import infer.export
-    from infer.stylize import Stylizer
+    import infer.export.exporter
+    from infer.stylize.stylizer import Stylizer
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    monkeypatch.setattr(infer.export, "atomic_path", no_space)
+    monkeypatch.setattr(infer.export.exporter, "atomic_path", no_space)
     run = tmp_path / "run"
     run.mkdir()
     save_network(tiny_net(), run / "network.safetensors")

@@ -50,9 +50,9 @@ def test_max_frames_and_a_shipped_model_by_name(clip: Path, tmp_path: Path, caps
 
 
 def test_without_a_display_the_output_is_required(tiny_onnx: Path, clip: Path, tmp_path: Path, monkeypatch, capsys):
-    import infer.live
+    import infer.live.run
 
-    monkeypatch.setattr(infer.live, "display_problem", lambda: "no display (DISPLAY is not set)")
+    monkeypatch.setattr(infer.live.run, "display_problem", lambda: "no display (DISPLAY is not set)")
     code, out, err = run_cli(["live", "--model", str(tiny_onnx), "--source", str(clip)], capsys)
     assert code == 2 and out == ""
     one_error_line(err, "no window can be shown: no display", "give -o FILE")
@@ -65,7 +65,7 @@ def test_a_window_is_tried_only_where_one_can_be_shown(monkeypatch) -> None:
     """A headless OpenCV (the [live] extra's) has no windows; a GUI one still needs a display."""
     import cv2
 
-    from infer.live import display_problem
+    from infer.live.run import display_problem
 
     gui = next(line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:"))
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -1,4 +1,4 @@
-"""Shipped pretrained models: a tiny run shipped with `infer.ship` into a temporary models folder, found by
+"""Shipped pretrained models: a tiny run shipped with `tools.ship` into a temporary models folder, found by
 name everywhere a model is taken, listed by `nst models`; and every model in the real ``infer/models``
 loads, stylizes and has its card."""
 
@@ -14,13 +14,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from infer import shipped
-from infer.ship import provenance, ship
-from infer.stylize import Stylizer
+from infer.models import shipped
+from infer.stylize.stylizer import Stylizer
 from nst_core.checkpoint_io import NETWORK_FILE, save_network
 from nst_core.errors import NSTError
 from nst_core.image_io import display_name
 from tests.conftest import one_error_line, photo, run_cli, tiny_net, tiny_train_config
+from tools.ship import provenance, ship
 from train.config import save_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_an_unknown_name_lists_the_shipped_ones(listed: bool, models_env: Path, 
 
 
 def test_app_lists_shipped_models_by_name(models_env: Path, tiny_onnx: Path, tmp_path: Path) -> None:
-    from infer.app_models import ModelCatalogue
+    from infer.app.catalogue import ModelCatalogue
 
     (tmp_path / "mine.onnx").write_bytes(tiny_onnx.read_bytes())
     catalogue = ModelCatalogue(tmp_path)

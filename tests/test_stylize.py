@@ -16,8 +16,8 @@ import torch
 from onnx import TensorProto, helper
 from PIL import Image
 
-from infer.stylize import Stylizer
-from infer.tiling import blend_weights, tile_starts
+from infer.stylize.stylizer import Stylizer
+from infer.stylize.tiling import blend_weights, tile_starts
 from nst_core.cli import main
 from nst_core.color import rgb_to_ycbcr
 from nst_core.image_io import load_image, pil_to_tensor

@@ -506,7 +506,7 @@ def test_teacher_distils_into_another_variant(tmp_path, photo_dir, style_path, c
 
 def test_an_onnx_model_or_shipped_name_is_a_teacher(tmp_path, photo_dir, style_path, monkeypatch):
     """The shipped networks have no PyTorch weights: onnxruntime runs them as the teacher, same outputs."""
-    from infer.export import export_onnx
+    from infer.export.exporter import export_onnx
     from train.teacher import OnnxTeacher, load_teacher
 
     trained = run_training(tiny(tmp_path / "t", photo_dir, style_path, max_steps=2), progress=False)

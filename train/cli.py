@@ -51,7 +51,7 @@ DESCRIPTION = (
     "precision and gradient accumulation not given here are accelerate's (`accelerate config`)."
 )
 EXAMPLES = (
-    "nst train --style starry_night --data ../shared/data/photos -o runs/starry  # a built-in style, any image folder",
+    "nst train --style starry_night --data photos/ -o runs/starry  # a built-in style, any image folder",
     "nst train -c great_wave --data coco_2014_train_folder/ -o runs/wave --mixed-precision bf16  # a shipped config",
     "nst train --style s.jpg --data detection-datasets/coco --streaming -o runs/s  # a datasets hub name",
     "accelerate launch -m train -c configs/udnie.yaml --data /data/coco -o runs/udnie  # multi-GPU",

@@ -16,7 +16,7 @@ class OnnxTeacher(nn.Module):
 
     def __init__(self, model: str) -> None:
         super().__init__()
-        from infer.stylize import Stylizer
+        from infer.stylize.stylizer import Stylizer
 
         self.stylizer = Stylizer(model)
 
@@ -27,7 +27,7 @@ class OnnxTeacher(nn.Module):
 
 def load_teacher(source: str) -> nn.Module:
     """``source``'s network, frozen and in eval mode; NSTError (one line) when it cannot be opened."""
-    from infer.stylize import is_network_source, resolve_model
+    from infer.stylize.stylizer import is_network_source, resolve_model
 
     path = resolve_model(source)  # a path wins, else a shipped model's name
     if is_network_source(path):

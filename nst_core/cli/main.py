@@ -11,19 +11,21 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from nst_core import __version__
 from nst_core.errors import NSTError
 from nst_core.log import LOG, configure
 
-ORDER = ("optimize", "train", "export", "stylize", "compare")
-EXAMPLES = """examples (`nst COMMAND --help` for each command's options and more examples):
-  nst optimize photo.jpg --style starry_night.jpg -o out.png --size 512 --scales 2 --steps 150
-  nst train --style starry_night.jpg --data photos/ -o runs/starry
-  nst export runs/starry -o starry.onnx
-  nst stylize photo.jpg --model starry.onnx -o out.png
-  nst compare photo.jpg --style starry_night.jpg --model starry.onnx -o report/"""
+#: Heads the examples `nst --help` gathers: each command's first example (`nst_core.cli.options.add_command`).
+EXAMPLES_HEAD = "examples (`nst COMMAND --help` for each command's options and more examples):"
+
+
+def commands(package: str | None = None) -> dict[str, EntryPoint]:
+    """The subcommands by name, in alphabetical order: every ``nst.commands`` entry point, or those whose module
+    lives in ``package`` (`python -m infer` offers the inference commands)."""
+    found = sorted(entry_points(group="nst.commands"), key=lambda ep: ep.name)
+    return {ep.name: ep for ep in found if package is None or ep.module.split(".")[0] == package}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -33,23 +35,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, package: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `nst` (or `python -m PACKAGE`); ``only``: register that one command alone (a fast start)."""
     parser = OneLineParser(
-        prog="nst",
+        prog="nst" if package is None else f"python -m {package}",
         description="Neural style transfer toolkit: the iterative method, feed-forward networks, ONNX, comparison.",
-        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nst {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    eps = {ep.name: ep for ep in entry_points(group="nst.commands")}
-    for name in sorted(eps, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+    for name, ep in commands(package).items():
         if only is None or name == only:
             try:
-                register = eps[name].load()
+                register = ep.load()
             except ImportError as e:  # a light install (README): no torch, PyYAML ... for this command
                 register = unavailable(name, e)
             register(subparsers)
+    firsts = [p.examples[0] for p in subparsers.choices.values() if getattr(p, "examples", None)]
+    parser.epilog = "\n".join([EXAMPLES_HEAD, *(f"  {e}" for e in firsts)])
     return parser
 
 
@@ -89,12 +92,13 @@ def _max_pixels(limit: int | None) -> Iterator[None]:
         set_max_pixels(previous)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `nst`; returns the exit status (also used by `python -m train` / `infer`)."""
+def main(argv: Sequence[str] | None = None, package: str | None = None) -> int:
+    """Entry point of `nst`; returns the exit status (also used by `python -m train` / `infer`, whose ``package``
+    limits the commands to its own)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     # Load only the chosen subcommand (fast start, and a broken optional one can't block the rest).
-    parser = build_parser(only=command if command in {ep.name for ep in entry_points(group="nst.commands")} else None)
+    parser = build_parser(only=command if command in commands(package) else None, package=package)
     args = parser.parse_args(argv)
     configure(f"nst {args.command}", getattr(args, "quiet", False), getattr(args, "verbose", 0))
     try:

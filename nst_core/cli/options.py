@@ -152,9 +152,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def add_command(
     subparsers: argparse._SubParsersAction, name: str, help: str, description: str, examples: Sequence[str]
 ) -> argparse.ArgumentParser:
-    """A subcommand parser whose --help shows defaults and ends with the README's examples."""
+    """A subcommand parser whose --help shows defaults and ends with the README's examples (the first of them
+    also in `nst --help`)."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
-    return subparsers.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=HelpFormatter)
+    p = subparsers.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=HelpFormatter)
+    p.examples = list(examples)
+    return p
 
 
 # ------------------------------------------------------------------------------------------------ option groups

@@ -4,18 +4,19 @@
 memory (``nst stylize`` given a run folder):
 
 1. load the network (a module, a ``.safetensors``, a checkpoint or run folder: `nst_core.checkpoint_io`);
-2. rewrite it for inference and trace it with dynamic batch/height/width (`infer.onnx_graph`);
-3. describe it in ``nst.*`` metadata (`infer.onnx_format`);
+2. rewrite it for inference and trace it with dynamic batch/height/width (`infer.export.graph`);
+3. describe it in ``nst.*`` metadata (`infer.export.format`);
 4. run it with onnxruntime on random images of odd sizes and compare with PyTorch: above ``tolerance``
    nothing is written;
-5. on request, make fp16 / int8 copies, each measured against the fp32 model (`infer.precision`);
+5. on request, make fp16 / int8 copies, each measured against the fp32 model (`infer.export.precision`);
 6. write every file to a temporary beside its target, and rename them all only once all are written.
 
-Importing this module loads neither torch nor onnx: `nst export --help` reads its defaults here.
+`nst export --help` reads its defaults from `infer.export.format`, which imports neither torch nor onnx;
+this module imports both, and onnxruntime's quantizer (`infer.export.precision`) only for fp16 / int8.
 
 Each value is checked once, where it enters: the output paths here, before any work (every caller
 writes through this function); the network path by `checkpoint_io.find_network_file`, which resolves
-it; the exporter by `onnx_graph.to_onnx`, which picks it; calibration paths by `infer.precision`,
+it; the exporter by `onnx_graph.to_onnx`, which picks it; calibration paths by `infer.export.precision`,
 before the export; opset and tolerance by `nst export`'s argument types, where a person types them.
 A Python caller gets the opset it asks for as far as the exporter goes (``ExportResult.opset`` and
 ``nst.opset`` record the one written) and, with a tolerance <= 0, an export that never passes.
@@ -23,6 +24,7 @@ A Python caller gets the opset it asks for as far as the exporter goes (``Export
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import os
 import time
@@ -33,20 +35,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
 
-from infer.onnx_format import DEFAULT_OPSET, EXPORTERS, build_metadata, set_metadata
+from infer.export.format import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, build_metadata, set_metadata
+from infer.export.graph import InferenceNet, graph_opset, to_onnx
+from nst_core.checkpoint_io import find_network_file, load_network, unwrap
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path, check_output_folder
+from nst_core.transformer import TransformerNet
 
 if TYPE_CHECKING:
-    from infer.precision import Calibration
-    from nst_core.transformer import TransformerNet
+    from infer.export.precision import Calibration
 
 __all__ = ["DEFAULT_OPSET", "DEFAULT_TOLERANCE", "EXPORTERS", "ExportResult", "VariantResult", "export_onnx"]
 
-#: Largest max-abs difference (RGB in [0, 1]) between the fp32 ONNX model and PyTorch that passes the
-#: export check: a quarter of one 8-bit level. Typical values are ~1e-6.
-DEFAULT_TOLERANCE = 1e-3
 #: Sizes of the random images the export check runs (odd sizes exercise the padding; batch > 1 the batch axis).
 CHECK_SHAPES = ((2, 3, 67, 101), (1, 3, 64, 48))
 
@@ -117,13 +122,6 @@ def check_output(out: str | os.PathLike) -> Path:
 
 def _load_source(source: str | os.PathLike | TransformerNet) -> tuple[TransformerNet, dict[str, str], str | None]:
     """(float32 CPU network in eval mode, its saved metadata, ``folder/file`` name to record as the source)."""
-    import copy
-
-    from torch import nn
-
-    from nst_core.checkpoint_io import find_network_file, load_network, unwrap
-    from nst_core.transformer import TransformerNet
-
     if isinstance(source, nn.Module):
         net = unwrap(source)
         if not isinstance(net, TransformerNet):
@@ -135,15 +133,11 @@ def _load_source(source: str | os.PathLike | TransformerNet) -> tuple[Transforme
 
 
 def _check_inputs() -> list[np.ndarray]:
-    import torch
-
     gen = torch.Generator().manual_seed(0)
     return [torch.rand(*shape, generator=gen).numpy() for shape in CHECK_SHAPES]
 
 
 def _pytorch_outputs(net: TransformerNet, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    import torch
-
     with torch.no_grad():
         return [net(torch.from_numpy(x)).numpy() for x in inputs]
 
@@ -160,8 +154,6 @@ def _export_fields(opset: int, used: str, rewritten: bool) -> dict[str, str]:
 
 
 def _cpu_session(model: bytes) -> Any:
-    import onnxruntime as ort
-
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
@@ -189,8 +181,6 @@ def _checked_fp32(
 
     Checked in memory: nothing touches the disk until every check passed.
     """
-    import onnx
-
     data = _serialized(model, meta)
     try:
         onnx.checker.check_model(data)
@@ -229,7 +219,7 @@ def _add_variants(
     stack: ExitStack, result: ExportResult, built: ExportedModel, calibration: Calibration, precisions: Sequence[str]
 ) -> None:
     """The fp16 / int8 copies, measured on the check images plus one photo against the fp32 model."""
-    from infer.precision import fp16_model, int8_model, variant_path
+    from infer.export.precision import fp16_model, int8_model, variant_path
 
     probe = [*built.inputs, calibration.arrays[0]]
     fp32_out = _outputs(_cpu_session(built.data), probe)
@@ -258,8 +248,6 @@ def build_onnx(
 
     `nst stylize` runs a trained network through this (no temporary file a kill could leave behind).
     """
-    from infer.onnx_graph import InferenceNet, graph_opset, to_onnx
-
     net, source_meta, source_name = _load_source(source)
     module = InferenceNet(net, rewrite=rewrite).eval()
     model, used = to_onnx(module, int(opset), exporter)
@@ -287,7 +275,7 @@ def export_onnx(
 
     The fp32 model is run with onnxruntime on random images of odd sizes and compared with PyTorch; a max
     abs difference above ``tolerance`` raises NSTError and nothing is written. ``fp16`` / ``int8`` also write
-    ``OUT.fp16.onnx`` / ``OUT.int8.onnx`` (see `infer.precision`; int8 calibrated on ``calibration`` images
+    ``OUT.fp16.onnx`` / ``OUT.int8.onnx`` (see `infer.export.precision`; int8 calibrated on ``calibration`` images
     and folders, default built-in photos), each with its difference from the fp32 model reported, not
     enforced. ``metadata`` adds or overrides ``nst.*`` keys (``{"style": "candy"}`` -> ``nst.style``).
     ``exporter``: ``auto`` (dynamo, falling back to TorchScript), ``dynamo`` or ``torchscript``.
@@ -298,7 +286,7 @@ def export_onnx(
     precisions = [name for name, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
     calib = None
     if precisions:  # onnxruntime's quantizer loads only when needed; a bad --calibration fails before the export
-        from infer.precision import calibration_images, variant_path
+        from infer.export.precision import calibration_images, variant_path
 
         for precision in precisions:
             check_output_folder(variant_path(out, precision))

@@ -20,8 +20,8 @@ Times are per image, model load and warm-up reported apart: the fast time is the
 inferences after one warm-up call; the iterative time is the optimizer's own clock (style Grams,
 content targets and the steps, not the VGG load, a one-step warm-up run, or the scoring).
 
-Here: running both methods and scoring them. Settings: `infer.compare_config`; the fast model:
-`infer.compare_model`; the result records: `infer.compare_results`; the files: `infer.compare_report`.
+Here: running both methods and scoring them. Settings: `infer.compare.config`; the fast model:
+`infer.compare.model`; the result records: `infer.compare.results`; the files: `infer.compare.report`.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from infer.compare_config import DEFAULT_STEPS, MODEL_METRIC, CompareConfig, parse_steps
-from infer.compare_model import FastModel, load_fast_model
-from infer.compare_report import write_report
-from infer.compare_results import (
+from infer.compare.config import DEFAULT_STEPS, MODEL_METRIC, CompareConfig, parse_steps
+from infer.compare.model import FastModel, load_fast_model
+from infer.compare.report import write_report
+from infer.compare.results import (
     CompareReport,
     ImageComparison,
     MethodResult,
@@ -275,7 +275,7 @@ def compare(
 ) -> CompareReport:
     """Run the fast model and the iterative optimizer on ``contents``; score and time both.
 
-    ``model``: an ``.onnx`` file (run with onnxruntime via `infer.stylize.Stylizer`), or a
+    ``model``: an ``.onnx`` file (run with onnxruntime via `infer.stylize.stylizer.Stylizer`), or a
     ``.safetensors`` network / checkpoint / run folder (run with PyTorch). ``config`` fields can also be
     given as keyword arguments (``compare(c, s, m, steps=[50, 100], size=256, metric="model")``).
     Raises NSTError on bad input before any time is spent, and `Stopped` (an NSTError) within one

@@ -14,8 +14,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from infer.compare_config import DEFAULT_THUMB_SIZE
-from infer.compare_results import FILES, CompareReport, fmt_seconds
+from infer.compare.config import DEFAULT_THUMB_SIZE
+from infer.compare.results import FILES, CompareReport, fmt_seconds
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path, check_output_folder, clean_stale_temporaries
 from nst_core.image_io import display_name, resize_longer, save_image

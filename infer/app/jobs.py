@@ -24,7 +24,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from infer.app_models import ModelCatalogue
+from infer.app.catalogue import ModelCatalogue
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image
 from nst_core.log import LOG
@@ -134,9 +134,9 @@ class Jobs:
     def compare(
         self, image: Any, model: str, style: Any, steps: float, size: float
     ) -> Iterator[tuple[Any, Any, Any, Any]]:
-        """Fast vs optimizer on one image at ``steps`` iterations, scored by one metric (`infer.compare`);
+        """Fast vs optimizer on one image at ``steps`` iterations, scored by one metric (`infer.compare.run`);
         stopping the event stops the comparison at its next optimizer step."""
-        from infer.compare import compare
+        from infer.compare.run import compare
 
         with user_errors():
             open_upload(image, "image")  # checked here first, for a message naming the user's file
@@ -186,7 +186,7 @@ class Jobs:
 
 
 def compare_outputs(report: Any) -> tuple[Image.Image, Image.Image, list[list[Any]], str]:
-    """The Compare tab's outputs from an `infer.compare.CompareReport`: both images, the loss table, the answer."""
+    """The Compare tab's outputs from an `infer.compare.run.CompareReport`: both images, the loss table, the answer."""
     result = report.images[0]
     fast, slow = result.fast, result.iterative[-1]
     rows = [

@@ -2,7 +2,7 @@
 the ``nst.*`` metadata stored in its ``metadata_props``.
 
 No torch or onnx import: `nst export --help` builds its choices and defaults from here, and
-`infer.stylize.Stylizer.metadata` / ``nst stylize --info`` read back what `build_metadata` wrote.
+`infer.stylize.stylizer.Stylizer.metadata` / ``nst stylize --info`` read back what `build_metadata` wrote.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ DEFAULT_OPSET = 18
 DYNAMO_MIN_OPSET = 18
 #: Opsets `nst export --opset` accepts: 13 (the oldest both exporters and the quantizer handle) to 23.
 MIN_OPSET, MAX_OPSET = 13, 23
+#: Largest max-abs difference (RGB in [0, 1]) between the fp32 ONNX model and PyTorch that passes the
+#: export check: a quarter of one 8-bit level. Typical values are ~1e-6.
+DEFAULT_TOLERANCE = 1e-3
 #: Training-config keys kept in the ``nst.config`` summary, besides the ``loss`` section.
 CONFIG_SUMMARY_KEYS = (
     "style",

@@ -4,7 +4,7 @@ Everything that can be wrong with the arguments is found here, before a model is
 output folder, an output name two inputs would share, an image written as a video ... One input
 writes one file (or stdout); several inputs or a folder write into an output folder, names kept.
 In a folder, images are the files Pillow's registry can read (`nst_core.image_io.is_image_file`),
-videos those `infer.video.is_video` knows; any other file is skipped and reported.
+videos those `infer.stylize.video.is_video` knows; any other file is skipped and reported.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infer.video import VIDEO_EXTS, is_video
+from infer.stylize.video import VIDEO_EXTS, is_video
 from nst_core.errors import NSTError
 from nst_core.files import check_output_dir, check_output_folder
 from nst_core.image_io import BUILTIN_PREFIX, SAVE_FORMATS, check_output_image, scan_images

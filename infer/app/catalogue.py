@@ -18,7 +18,7 @@ from nst_core.errors import NSTError
 from nst_core.image_io import is_image_file
 
 if TYPE_CHECKING:
-    from infer.stylize import Stylizer
+    from infer.stylize.stylizer import Stylizer
 
 NO_MODEL_HELP = (
     "No model yet. Train one with `nst train --style STYLE.jpg --data PHOTOS/ -o runs/mystyle`, "
@@ -105,7 +105,7 @@ def scan_models(folder: Path | None) -> list[ModelEntry]:
 
 def shipped_entries(taken: set[str]) -> list[ModelEntry]:
     """The models that ship with the package, by name (a --models entry of the same label wins)."""
-    from infer.shipped import shipped_models
+    from infer.models.shipped import shipped_models
 
     return [ModelEntry(m.name, m.path, m.style_image) for m in shipped_models() if m.name not in taken]
 
@@ -139,7 +139,7 @@ class ModelCatalogue:
         entry = self.entry(key)
         with self._lock:
             if str(entry.path) not in self._loaded:
-                from infer.stylize import Stylizer
+                from infer.stylize.stylizer import Stylizer
 
                 try:
                     self._loaded[str(entry.path)] = Stylizer(entry.path)

@@ -3,12 +3,12 @@
 The session is created once (execution provider chosen automatically: TensorRT, then CUDA, then CPU,
 whichever this onnxruntime build has), then reused for every image. Any image size works: sides that
 are not a multiple of 4 are padded inside the exported graph; sides under 5 pixels are padded here;
-large images are processed in overlapping tiles (`infer.tiling`), so memory stays bounded.
+large images are processed in overlapping tiles (`infer.stylize.tiling`), so memory stays bounded.
 
 The work is done on NumPy arrays: an ``.onnx`` model runs without torch installed (a light install:
 onnxruntime, Pillow, NumPy, tqdm; README "Light install"). torch is loaded only for tensor inputs and
 for a trained network given instead of an ONNX model, which is exported in memory first with
-`infer.export.build_onnx`.
+`infer.export.exporter.build_onnx`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from infer import tiling
-from infer.providers import available_providers, provider_options, resolve_providers
-from infer.shipped import resolve_model
+from infer.models.shipped import resolve_model
+from infer.stylize import tiling
+from infer.stylize.providers import available_providers, provider_options, resolve_providers
 from nst_core.color import preserve_color as keep_color
 from nst_core.errors import NSTError
 from nst_core.image_io import array_to_pil, open_image, pil_to_array, resize_array, resize_longer
@@ -50,7 +50,7 @@ def is_network_source(model: str | os.PathLike) -> bool:
 
 def export_in_memory(source: str | os.PathLike) -> bytes:
     """The ONNX model of a trained network, as bytes; no file is written (none a kill could leave behind)."""
-    from infer.export import build_onnx
+    from infer.export.exporter import build_onnx
 
     with contextlib.redirect_stdout(sys.stderr):
         return build_onnx(source).data
@@ -86,7 +86,7 @@ def _open_session(model: str | bytes, name: str, providers: list[str], threads: 
 class Stylizer:
     """An exported style network loaded into one onnxruntime session.
 
-    ``model``: an ``.onnx`` file, a shipped model's name (``"starry_night"``, `infer.shipped`), or a trained
+    ``model``: an ``.onnx`` file, a shipped model's name (``"starry_night"``, `infer.models.shipped`), or a trained
     network (``.safetensors``, checkpoint or run folder), which is exported to ONNX in memory first (needs
     torch; `nst export` saves the ``.onnx`` for reuse).
     ``provider``: ``None``/``"auto"`` (TensorRT, CUDA, else CPU), or one of ``cpu``, ``cuda``, ``tensorrt``,
@@ -102,7 +102,7 @@ class Stylizer:
 
     def __init__(self, model: str | os.PathLike, provider: str | None = None, threads: int | None = None) -> None:
         t0 = time.perf_counter()
-        self.model_path = Path(resolve_model(model))  # a path, else a shipped model's name (`infer.shipped`)
+        self.model_path = Path(resolve_model(model))  # a path, else a shipped model's name (`infer.models.shipped`)
         if threads is not None and threads <= 0:
             raise NSTError(f"threads must be positive, got {threads}")
         self.exported = is_network_source(self.model_path)
@@ -212,7 +212,7 @@ class Stylizer:
         return resize_array(self.run_array(small), (h, w))
 
     def run_tiled(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-        """One image (1, 3, H, W) in overlapping ``tile`` x ``tile`` pieces (see `infer.tiling.run_tiled`)."""
+        """One image (1, 3, H, W) in overlapping ``tile`` x ``tile`` pieces (see `infer.stylize.tiling.run_tiled`)."""
         return tiling.run_tiled(self.run_array, x, tile, overlap)
 
     def _tile_side(self, h: int, w: int, tile: int | None) -> int | None:

@@ -1,7 +1,7 @@
 """The fast model of a comparison: an ONNX file (onnxruntime) or a trained network (PyTorch), one interface.
 
 Each format keeps the style name and the training config under its own metadata keys: the ONNX
-exporter (`infer.onnx_format.build_metadata`) writes ``nst.style`` and ``nst.config`` (a summary), the
+exporter (`infer.export.format.build_metadata`) writes ``nst.style`` and ``nst.config`` (a summary), the
 trainer (through `nst_core.checkpoint_io.save_network`) ``style`` and ``config`` (the whole config).
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from infer.shipped import resolve_model
+from infer.models.shipped import resolve_model
 from nst_core.errors import NSTError
 from nst_core.image_io import pil_to_tensor, tensor_to_pil
 from nst_core.losses.weights import LossWeights, loss_section
@@ -67,12 +67,12 @@ class FastModel:
 
 
 class OnnxModel(FastModel):
-    """An exported ``.onnx`` model run by `infer.stylize.Stylizer`."""
+    """An exported ``.onnx`` model run by `infer.stylize.stylizer.Stylizer`."""
 
     STYLE_KEY, CONFIG_KEY = "nst.style", "nst.config"
 
     def __init__(self, path: Path, provider: str | None) -> None:
-        from infer.stylize import Stylizer
+        from infer.stylize.stylizer import Stylizer
 
         self.path = path
         self.session = Stylizer(path, provider=provider)
@@ -104,7 +104,7 @@ class TorchModel(FastModel):
 
 def load_fast_model(model: str | os.PathLike, device: torch.device, device_name: str = "auto") -> FastModel:
     """``.onnx`` through onnxruntime, anything else (``.safetensors``, checkpoint, run folder) through PyTorch;
-    a shipped model by its name too (`infer.shipped.resolve_model`: an existing path wins).
+    a shipped model by its name too (`infer.models.shipped.resolve_model`: an existing path wins).
 
     An explicit ``device_name`` picks the matching onnxruntime provider; ``auto`` lets onnxruntime choose
     (TensorRT, CUDA, CPU).

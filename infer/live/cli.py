@@ -1,6 +1,6 @@
 """`nst live --model NAME`: a webcam (or a video file or stream) stylized live, in a window and/or into a file.
 
-The loop is `infer.live`; the model is loaded as `nst stylize` loads it (`infer.stylize_run.load_model`:
+The loop is `infer.live.run`; the model is loaded as `nst stylize` loads it (`infer.stylize.run.load_model`:
 a shipped name, an .onnx file or a trained network). Everything that can be wrong with the arguments (the
 output, the source, no window to show) is one line before the model loads. Nothing heavy is imported
 until `run`: OpenCV and PyAV come from the ``[live]`` extra.
@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from infer.stylize_cli import add_runtime_options, quality, smooth
+from infer.stylize.cli import add_runtime_options, quality, smooth
 from nst_core.cli.options import add_command, add_output_option, add_report_options, positive_int, unit_float
 from nst_core.errors import NSTError
 from nst_core.log import LOG
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def hint_fast_sibling(model: str) -> None:
     """A shipped style named without ``_fast`` when its fast network ships too: say so (same style, ~8x the
     frame rate on a CPU), once, on stderr."""
-    from infer.shipped import find_shipped
+    from infer.models.shipped import find_shipped
 
     if not Path(model).exists() and find_shipped(f"{model}_fast") is not None:
         LOG.info(f"note: --model {model}_fast is the same style distilled into the fast network, for live frame rates")
@@ -74,7 +74,7 @@ def hint_fast_sibling(model: str) -> None:
 
 def check_output(output: str) -> Path:
     """-o: a video file in a folder that accepts it, and PyAV to write it; one line otherwise."""
-    from infer.video import VIDEO_EXTS, check_video_support
+    from infer.stylize.video import VIDEO_EXTS, check_video_support
     from nst_core.files import check_output_folder
 
     dest = Path(output)
@@ -86,7 +86,7 @@ def check_output(output: str) -> Path:
 
 def wants_window(args: argparse.Namespace) -> bool:
     """Whether to show a window: unless --no-window, and only where one can be shown; -o is then required."""
-    from infer.live import display_problem
+    from infer.live.run import display_problem
 
     if args.no_window:
         if not args.output:
@@ -103,8 +103,8 @@ def wants_window(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Check everything, open the source, load the model, run the loop, report."""
-    from infer.live import Window, open_capture, run_live
-    from infer.stylize_run import load_model
+    from infer.live.run import Window, open_capture, run_live
+    from infer.stylize.run import load_model
 
     output = check_output(args.output) if args.output else None
     show = wants_window(args)

@@ -1,6 +1,6 @@
 """The pretrained models that ship with the package: ``infer/models/<name>.onnx``, one per style.
 
-Each file describes itself: `infer.ship` stores its model card's facts in ``nst.*`` metadata (the keys
+Each file describes itself: `tools.ship` stores its model card's facts in ``nst.*`` metadata (the keys
 below), so the registry is the folder and nothing else. ``NST_MODELS_DIR`` points it at another folder
 (tests, or a user's own collection). `resolve_model` is how every ``--model`` takes a name: an existing
 path always wins, then a shipped name.
@@ -22,7 +22,7 @@ from nst_core.errors import NSTError
 
 #: Environment variable naming a folder to use instead of the package's own ``infer/models``.
 MODELS_ENV = "NST_MODELS_DIR"
-PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
+PACKAGE_MODELS = Path(__file__).resolve().parent
 SUFFIX = ".onnx"
 
 #: The card's facts in the ONNX metadata (besides the exporter's own nst.variant, nst.step, nst.config ...).
@@ -136,7 +136,7 @@ class ShippedModel:
     def style_image(self) -> Path | None:
         """The built-in style image (``nst.style_file``, relative to the packages' folder) when it is installed."""
         file = self.metadata.get(STYLE_FILE_KEY)
-        path = Path(__file__).resolve().parents[1] / file if file else None
+        path = Path(__file__).resolve().parents[2] / file if file else None
         return path if path is not None and path.is_file() else None
 
     @property

@@ -2,7 +2,7 @@
 
 The graph takes ``image``: float32 ``(batch, 3, height, width)`` RGB in [0, 1], every dimension
 dynamic, and returns ``stylized`` of the same shape. It is `nst_core.transformer.TransformerNet`
-with two inference-only changes, both exact up to float rounding (`infer.export` compares the ONNX
+with two inference-only changes, both exact up to float rounding (`infer.export.exporter` compares the ONNX
 model with the unmodified PyTorch network):
 
 * the reflection padding to a multiple of 4 is always in the graph, with sizes computed from the input
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infer.onnx_format import DIM_NAMES, DYNAMO_MIN_OPSET, EXPORTERS, INPUT_NAME, OUTPUT_NAME
+from infer.export.format import DIM_NAMES, DYNAMO_MIN_OPSET, EXPORTERS, INPUT_NAME, OUTPUT_NAME
 from nst_core.errors import NSTError, first_line
 from nst_core.transformer import TransformerNet
 

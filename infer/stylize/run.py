@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infer.shipped import resolve_model
-from infer.stylize import Stylizer, is_network_source
-from infer.stylize_plan import STDIN, Job, Plan
+from infer.models.shipped import resolve_model
+from infer.stylize.plan import STDIN, Job, Plan
+from infer.stylize.stylizer import Stylizer, is_network_source
 from nst_core.cli.options import show_progress
 from nst_core.errors import NSTError
 from nst_core.image_io import SAVE_FORMATS, array_to_pil, encode_image, save_image
@@ -76,8 +76,8 @@ def run_image(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome
 
 
 def run_video(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome:
-    """Stylize a video frame by frame, its sound kept (`infer.video.stylize_video`)."""
-    from infer.video import stylize_video
+    """Stylize a video frame by frame, its sound kept (`infer.stylize.video.stylize_video`)."""
+    from infer.stylize.video import stylize_video
 
     assert job.dest is not None
     job.dest.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
   weights, uint8 activations whose ranges are calibrated (min/max) on photos. Instance norm, padding
   and resizing stay in float.
 
-`infer.export` writes them beside the fp32 model and measures each one against it; nothing here
+`infer.export.exporter` writes them beside the fp32 model and measures each one against it; nothing here
 decides whether the error is acceptable (it is reported, not enforced).
 """
 
@@ -28,7 +28,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from onnxruntime.transformers.float16 import convert_float_to_float16
 from PIL import Image
 
-from infer.onnx_format import INPUT_NAME
+from infer.export.format import INPUT_NAME
 from nst_core.errors import NSTError
 from nst_core.files import temporary_name
 from nst_core.image_io import center_crop, open_image, pil_to_array, scan_images

@@ -1,4 +1,4 @@
-"""Turn a trained run into a shipped model: ``python -m infer.ship RUN_DIR --name NAME --facts FACTS.yaml
+"""Turn a trained run into a shipped model: ``python -m tools.ship RUN_DIR --name NAME --facts FACTS.yaml
 --compare REPORT_256 REPORT_512``.
 
 The maintainers' one way to ship a style (docs/models/README.md). It
@@ -7,8 +7,8 @@ The maintainers' one way to ship a style (docs/models/README.md). It
    does not know), the run's ``config.yaml`` (loss weights), the style's provenance line from
    ``nst_core/styles/SOURCES.md`` and the `nst compare --metric model` report folders (optimizer
    iterations to match the network, per photo and the median);
-2. exports the network with `infer.export.export_onnx`, the facts in its ``nst.*`` metadata (the keys of
-   `infer.shipped`), fp32 unless that file exceeds `FP16_ABOVE` bytes (then fp16: see docs/models/README.md);
+2. exports the network with `infer.export.exporter.export_onnx`, the facts in its ``nst.*`` metadata (the keys of
+   `infer.models.shipped`), fp32 unless that file exceeds `FP16_ABOVE` bytes (then fp16: see docs/models/README.md);
 3. renders a sample picture (built-in photos stylized by the exported file) and writes the model card
    ``docs/models/<name>.md`` beside it;
 4. copies the ONNX file into the models folder last, so a model never ships without its card.
@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from infer import shipped
-from infer.onnx_format import config_summary
+from infer.export.format import config_summary
+from infer.models import shipped
 from nst_core.builtin_styles import STYLES_DIR, builtin_style_path
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
@@ -43,7 +43,7 @@ SAMPLE_PHOTOS = ("skimage:chelsea", "skimage:coffee")
 SAMPLE_SIZE = 384
 #: Ship fp16 only when the fp32 file would be larger than this (docs/models/README.md: the measurements).
 FP16_ABOVE = 2_000_000
-#: `infer.compare.metric_spec`'s source text for ``--metric model``: the figure is defined at that metric only.
+#: `infer.compare.run.metric_spec`'s source text for ``--metric model``: the figure is defined at that metric only.
 MODEL_METRIC_SOURCE = "the model's training loss"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]*")
 FACT_KEYS = ("style", "data", "hardware", "how", "stages")
@@ -229,7 +229,7 @@ def _machine(report: Mapping[str, Any]) -> str:
 def card_metadata(
     name: str, facts: Facts, config: Mapping[str, Any], compares: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The ``nst.*`` keys `infer.shipped` reads back (export_onnx's ``metadata`` overrides)."""
+    """The ``nst.*`` keys `infer.models.shipped` reads back (export_onnx's ``metadata`` overrides)."""
     file = style_file(facts.style, config)
     meta: dict[str, Any] = {
         shipped.NAME_KEY: name,
@@ -251,7 +251,7 @@ def sample_picture(model: Path, photos: Sequence[str], size: int = SAMPLE_SIZE) 
     """Rows of (photo | the model's stylization of it) at ``size`` px, white gaps; a PIL image."""
     from PIL import Image
 
-    from infer.stylize import Stylizer
+    from infer.stylize.stylizer import Stylizer
     from nst_core.image_io import open_image, resize_longer
 
     stylizer = Stylizer(model, provider="cpu")
@@ -350,7 +350,7 @@ def check_name(name: str) -> str:
 
 def export_for_shipping(run: Path, dest: Path, metadata: Mapping[str, Any], precision: str) -> Path:
     """The run exported into ``dest`` (a temporary folder) at ``precision`` (``auto``: fp32 unless too large)."""
-    from infer.export import export_onnx
+    from infer.export.exporter import export_onnx
 
     result = export_onnx(run, dest, fp16=precision != "fp32", metadata=metadata)
     if precision == "fp16" or (precision == "auto" and result.size_bytes > FP16_ABOVE):
@@ -400,7 +400,7 @@ def ship(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m infer.ship", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.ship", description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="training run folder (or checkpoint folder / network.safetensors)")
     p.add_argument("--name", required=True, help="the shipped name (file infer/models/NAME.onnx, --model NAME)")
     p.add_argument("--facts", type=Path, help="YAML: style, data, hardware, how, stages (docs/models/README.md)")
@@ -418,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model = ship(args.run, args.name, args.facts, args.compare, args.photos, args.models, args.docs, args.precision)
     except NSTError as e:
-        print(f"infer.ship: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"tools.ship: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(
         json.dumps(

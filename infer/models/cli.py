@@ -1,6 +1,6 @@
 """`nst models`: the pretrained models that ship with the package, with their training and quality figures.
 
-Offline and instant: the table comes from each file's own metadata (`infer.shipped`); neither torch nor
+Offline and instant: the table comes from each file's own metadata (`infer.models.shipped`); neither torch nor
 onnxruntime is imported.
 """
 
@@ -49,7 +49,7 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from infer.shipped import models_dir, shipped_models
+    from infer.models.shipped import models_dir, shipped_models
     from nst_core.log import LOG
 
     models = shipped_models()

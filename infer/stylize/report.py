@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infer.providers import short_provider
-from infer.stylize import Stylizer, fmt_shape
-from infer.stylize_plan import Plan, names
-from infer.stylize_run import Outcome
+from infer.stylize.plan import Plan, names
+from infer.stylize.providers import short_provider
+from infer.stylize.run import Outcome
+from infer.stylize.stylizer import Stylizer, fmt_shape
 from nst_core.log import LOG
 
 

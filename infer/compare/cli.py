@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from infer.compare_config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, CompareConfig
+from infer.compare.config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, CompareConfig
 from nst_core.builtin_styles import style_help
 from nst_core.cli.options import (
     LOSS_OPTIONS,
@@ -33,9 +33,8 @@ DESCRIPTION = (
 EXAMPLES = (
     "nst compare photo1.jpg photo2.jpg --style candy.jpg --model candy.onnx -o report/ --size 512 "
     "--steps 50,100,300,500",
-    "nst compare ../shared/data/content/tubingen.jpg ../shared/data/content/golden_gate.jpg "
-    "--style ../shared/data/styles/candy.jpg --model candy.onnx -o report --size 256 --steps 50,100,200,300 "
-    "--metric model",
+    "nst compare tubingen.jpg golden_gate.jpg --style candy.jpg --model candy.onnx -o report --size 256 "
+    "--steps 50,100,200,300 --metric model",
 )
 
 
@@ -100,8 +99,8 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from infer.compare import compare
-    from infer.compare_report import check_report_dir, write_report
+    from infer.compare.report import check_report_dir, write_report
+    from infer.compare.run import compare
 
     out = check_report_dir(args.output)  # before minutes of work
     report = compare(args.content, args.style, args.model, config_from_args(args))

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from infer.app import build_app, launch
+        from infer.app.ui import build_app, launch
     except ImportError as e:
         raise NSTError(f'the web app needs the [app] extra ({e.name} is missing): pip install -e ".[app]"') from None
     demo = build_app(args.models)

@@ -8,7 +8,7 @@ for .webm, MP2 for .mpg ...). Timestamps come from the input, so picture and sou
 
 The output is written to a temporary file beside the target and renamed at the end, so an interrupted
 run leaves no half-written video; a file that does not decode, or a failed write (a full disk ...), is
-one line naming the file. `VideoWriter` is shared with `nst live` (`infer.live`).
+one line naming the file. `VideoWriter` is shared with `nst live` (`infer.live.run`).
 
 Frames go through the network one at a time: on a 2-core CPU, batches of 2 or 4 frames were no faster
 per frame (onnxruntime already uses every core for one frame; benchmarks/README.md).
@@ -33,7 +33,7 @@ from nst_core.errors import NSTError, first_line
 from nst_core.files import atomic_path
 
 if TYPE_CHECKING:
-    from infer.stylize import Stylizer
+    from infer.stylize.stylizer import Stylizer
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 #: Video encoder per output extension (default libx264, yuv420p: plays everywhere).

@@ -2,7 +2,7 @@
 
 OpenCV reads the source (``pip install 'nst-toolkit[live]'``: opencv-python-headless and PyAV) and shows
 the frames; the network is the `Stylizer` of `nst stylize`, and a recording goes through
-`infer.video.open_writer` (PyAV, temporary file renamed at the end). A window needs an OpenCV built with
+`infer.stylize.video.open_writer` (PyAV, temporary file renamed at the end). A window needs an OpenCV built with
 a GUI (``opencv-python``, not the headless wheel) and a display; without one, the run says so and needs
 ``--output``. The loop stops on q or Esc in the window, at the end of the source, after ``max_frames``,
 or on Ctrl-C (the recording is still finished and kept).
@@ -27,7 +27,7 @@ import numpy as np
 from nst_core.errors import NSTError
 
 if TYPE_CHECKING:
-    from infer.stylize import Stylizer
+    from infer.stylize.stylizer import Stylizer
 
 INSTALL_HINT = "pip install 'nst-toolkit[live]' (opencv-python-headless and PyAV; opencv-python for a window)"
 WINDOW = "nst live (q or Esc to stop)"
@@ -164,7 +164,7 @@ def run_live(
     at most (a smaller source keeps its own); ``stylize``: `Stylizer.stylize_frames`'s options."""
     from contextlib import nullcontext
 
-    from infer.video import open_writer
+    from infer.stylize.video import open_writer
 
     result = LiveResult(capture.name, output=str(output) if output else None)
     if size and capture.longer_side:

@@ -9,11 +9,11 @@
   and named on stderr;
 * videos (``.mp4``, ``.mov``, ``.mkv``, ``.webm`` ...) are stylized frame by frame, their sound kept (``pip
   install 'nst-toolkit[video]'``, PyAV), ``--smooth`` against flicker;
-* ``--model`` is an ``.onnx`` file from `nst export`, a shipped model's name (`infer.shipped`), or a trained
+* ``--model`` is an ``.onnx`` file from `nst export`, a shipped model's name (`infer.models.shipped`), or a trained
   network (run folder, checkpoint folder, ``.safetensors``) exported in memory for this run.
 
-The steps live in their own modules: `infer.stylize_plan` (inputs -> jobs), `infer.stylize_run` (model,
-images, videos) and `infer.stylize_report` (text or --json). Nothing heavy is imported until `run`.
+The steps live in their own modules: `infer.stylize.plan` (inputs -> jobs), `infer.stylize.run` (model,
+images, videos) and `infer.stylize.report` (text or --json). Nothing heavy is imported until `run`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from infer.tiling import MIN_TILE, check_tile
+from infer.stylize.tiling import MIN_TILE, check_tile
 from nst_core.cli.options import (
     add_command,
     add_max_pixels_option,
@@ -56,7 +56,7 @@ smooth = number(float, 0, 1, high_open=True)
 
 
 def tile(text: str) -> int:
-    """argparse type of --tile: 0 (never tile) or a tile side of at least `infer.tiling.MIN_TILE` pixels."""
+    """argparse type of --tile: 0 (never tile) or a tile side of at least `infer.stylize.tiling.MIN_TILE` pixels."""
     value = nonneg_int(text)
     try:
         return check_tile(value)  # type: ignore[return-value]
@@ -127,8 +127,8 @@ def show_info(args: argparse.Namespace) -> int:
     """--info: the model's metadata, inputs, outputs and provider (a table, or --json)."""
     import json
 
-    from infer.stylize_report import print_info
-    from infer.stylize_run import load_model
+    from infer.stylize.report import print_info
+    from infer.stylize.run import load_model
 
     info = load_model(args).info()
     if args.json:
@@ -140,9 +140,9 @@ def show_info(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Plan (all argument errors before any work), load the model, run every job, report."""
-    from infer.stylize_plan import STDIN, plan
-    from infer.stylize_report import report, report_skipped
-    from infer.stylize_run import load_model, run_plan
+    from infer.stylize.plan import STDIN, plan
+    from infer.stylize.report import report, report_skipped
+    from infer.stylize.run import load_model, run_plan
 
     if args.info:
         return show_info(args)
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         raise NSTError("--json and -o - both use stdout; write the image to a file")
     jobs = plan(args.inputs, args.output, args.format)
     if jobs.single_video:
-        from infer.video import check_video_support
+        from infer.stylize.video import check_video_support
 
         check_video_support()
     report_skipped(jobs, args)

@@ -12,8 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from infer.app_jobs import MAX_SIDE, Jobs, compare_stopped, optimize_stopped
-from infer.app_models import NO_MODEL_HELP, ModelCatalogue
+from infer.app.catalogue import NO_MODEL_HELP, ModelCatalogue
+from infer.app.jobs import MAX_SIDE, Jobs, compare_stopped, optimize_stopped
 from nst_core.log import LOG
 
 TITLE = "nst: neural style transfer"

@@ -1,8 +1,9 @@
 """`nst export CHECKPOINT -o model.onnx`: a trained network to ONNX, checked against PyTorch.
 
 A thin layer over `infer.export.export_onnx`: parse, export, report (the summary on stderr, the
-JSON object on stdout with --json). Each flag is named after the keyword argument it sets.
-`infer.export` imports torch and onnxruntime only when an export runs, so `--help` stays fast.
+JSON object on stdout with --json). Each flag is named after the keyword argument it sets. The options
+come from `infer.export.format` (no torch); the exporter, which imports torch and onnx, loads only when an
+export runs, so `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infer.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, ExportResult, export_onnx
-from infer.onnx_format import MAX_OPSET, MIN_OPSET
+from infer.export.format import DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, MAX_OPSET, MIN_OPSET
 from nst_core.cli.options import add_command, add_output_option, add_report_options, number, positive_float
 from nst_core.log import LOG
+
+if TYPE_CHECKING:
+    from infer.export import ExportResult
 
 HELP = "export a trained network to ONNX (checked against PyTorch; optional fp16 / int8)"
 DESCRIPTION = (
@@ -75,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-rewrite",
         dest="rewrite",
         action="store_false",
-        help="export the output convolution as is (see infer/onnx_graph.py for the CPU-speed rewrite)",
+        help="export the output convolution as is (see infer/export/graph.py for the CPU-speed rewrite)",
     )
     add_report_options(p, "print the result as one JSON object on stdout")
     p.set_defaults(func=run)
@@ -83,6 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def export_options(args: argparse.Namespace) -> dict[str, Any]:
     """`export_onnx`'s keyword arguments from the flags of the same name; --style and --meta as its metadata."""
+    from infer.export import export_onnx
+
     names = [p.name for p in inspect.signature(export_onnx).parameters.values() if p.kind is p.KEYWORD_ONLY]
     options = {name: getattr(args, name) for name in names if hasattr(args, name)}
     options["metadata"] = dict(args.meta or []) | ({"style": args.style} if args.style else {})
@@ -90,6 +95,8 @@ def export_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from infer.export import export_onnx
+
     result = export_onnx(args.checkpoint, args.output, **export_options(args))
     if args.json:
         print(json.dumps(result.to_dict()))
