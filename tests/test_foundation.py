@@ -171,14 +171,25 @@ def _commands(text: str) -> set[str]:
     return {" ".join(line.split("#")[0].split()) for line in text.splitlines() if line.strip()}
 
 
-@pytest.mark.parametrize("command", ["optimize", "train", "export", "stylize", "compare", "app", "models"])
-def test_help_examples_are_the_readme_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def _user_docs() -> tuple[str, str]:
+    """(README.md, README.md and every page of docs/), as the shell commands they hold."""
+    root = Path(__file__).resolve().parents[1]
+    readme = "\n".join(_commands((root / "README.md").read_text(encoding="utf-8")))
+    pages = [p.read_text(encoding="utf-8") for p in sorted((root / "docs").rglob("*.md"))]
+    return readme, "\n".join([readme, *("\n".join(_commands(text)) for text in pages)])
+
+
+@pytest.mark.parametrize("command", ["optimize", "train", "export", "stylize", "compare", "app", "models", "live"])
+def test_help_examples_are_in_the_docs(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every example of `nst COMMAND --help` stands in the docs (README.md or docs/), the first in the README."""
     from nst_core.cli import main
 
     with pytest.raises(SystemExit):
         main([command, "--help"])
     help_text = capsys.readouterr().out
-    examples = help_text.split("\nexamples:\n", 1)[1]
-    readme = "\n".join(_commands((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")))
-    missing = [e for e in _commands(examples) if e not in readme]  # a README line may chain it after `&&`
-    assert examples.strip() and not missing, missing
+    examples = [e for e in help_text.split("\nexamples:\n", 1)[1].splitlines() if e.strip()]
+    readme, docs = _user_docs()
+    missing = [e for e in _commands("\n".join(examples)) if e not in docs]  # a docs line may chain it after `&&`
+    assert examples and not missing, missing
+    first = " ".join(examples[0].split("#")[0].split())
+    assert first in readme, first
