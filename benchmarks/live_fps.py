@@ -42,10 +42,11 @@ def record_clip(path: Path, frames: int) -> Path:
 def one_run(stylizer: object, clip: Path, size: int) -> dict[str, float]:
     """The live loop over the whole clip at ``size``: frames per second and the median ms per frame."""
     from infer.live.run import open_capture, run_live
+    from infer.stylize.stylizer import FrameOptions
 
     capture = open_capture(str(clip))
     try:
-        result = run_live(stylizer, capture, size=size)  # type: ignore[arg-type]
+        result = run_live(stylizer, capture, FrameOptions(size=size))  # type: ignore[arg-type]
     finally:
         capture.close()
     return {"fps": result.frames_per_second, "ms": statistics.median(result.frame_ms), "frames": result.frames}

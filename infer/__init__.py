@@ -16,8 +16,7 @@ from nst_core.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "Stylizer": "stylize.stylizer",
-        "resolve_model": "models.shipped",
-        "shipped_models": "models.shipped",
+        "stylize.stylizer": ["Stylizer"],
+        "models.shipped": ["resolve_model", "shipped_models"],
     },
 )

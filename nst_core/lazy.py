@@ -9,16 +9,17 @@ optimize`` still works and imports ``nst_core.optimize.scales`` only then.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import import_module
 from typing import Any
 
 
 def lazy_exports(
-    package: str, where: Mapping[str, str]
+    package: str, modules: Mapping[str, Sequence[str]]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
-    """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``; ``where`` maps each public name to the
-    module (relative to ``package``) that defines it."""
+    """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``; ``modules`` maps each of its modules (relative
+    to ``package``) to the public names it defines (as `lazy_loader.attach`'s ``submod_attrs``)."""
+    where = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         if name not in where:

@@ -42,7 +42,8 @@ class NetworkSpec:
         return self.bottleneck or 4 * self.width
 
 
-#: Named variants: `standard` is the network of the paper; `small` trades some quality for ~4x speed;
+#: Named variants: `standard` is the network of the paper; `small` trades some quality for speed (3.4x faster with
+#: onnxruntime at 512 px on a 2-core CPU, benchmarks/RESULTS_infer.md);
 #: `fast` has no full-size convolution (about half the time of `small`, see benchmarks/RESULTS_fast.md).
 VARIANTS: dict[str, NetworkSpec] = {
     "standard": NetworkSpec(32, 5),
@@ -56,6 +57,12 @@ def variant_spec(name: str) -> NetworkSpec:
     if name not in VARIANTS:
         raise NSTError(f"unknown network variant {name!r}; choose one of {', '.join(VARIANTS)}")
     return VARIANTS[name]
+
+
+def _norm_act(channels: int, norm: bool, act: bool) -> list[nn.Module]:
+    """The layers after a convolution: instance norm (learned scale and shift), then ReLU, each optional."""
+    layers: list[nn.Module] = [nn.InstanceNorm2d(channels, affine=True)] if norm else []
+    return layers + ([nn.ReLU(inplace=True)] if act else [])
 
 
 class ConvNormAct(nn.Sequential):
@@ -73,11 +80,7 @@ class ConvNormAct(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
         layers += [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
-        if norm:
-            layers.append(nn.InstanceNorm2d(cout, affine=True))
-        if act:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
+        super().__init__(*layers, *_norm_act(cout, norm, act))
 
 
 class ResidualBlock(nn.Module):
@@ -105,11 +108,7 @@ class ShuffleUp(nn.Sequential):
             phases[:, 1:] = phases[:, :1]
             conv.bias.view(cout, 4)[:, 1:] = conv.bias.view(cout, 4)[:, :1]
         layers: list[nn.Module] = [nn.ReflectionPad2d(1), conv, nn.PixelShuffle(2)]
-        if norm:
-            layers.append(nn.InstanceNorm2d(cout, affine=True))
-        if act:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
+        super().__init__(*layers, *_norm_act(cout, norm, act))
 
 
 class TransformerNet(nn.Module):

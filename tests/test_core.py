@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +14,6 @@ from nst_core.errors import NSTError
 from nst_core.image_io import load_image, open_image, resize_tensor, save_image
 from nst_core.losses.perceptual import LossWeights, PerceptualLoss, gram_matrix, total_variation
 from nst_core.losses.vgg import VGGFeatures, layer_names
-
-
-def test_nst_core_imports_nothing_from_train_or_infer() -> None:
-    for path in Path(__file__).resolve().parents[1].joinpath("nst_core").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            )
-            assert not any(n.split(".")[0] in ("train", "infer") for n in names), f"{path.name} imports {names}"
 
 
 def test_gram_of_known_tensor() -> None:

@@ -21,7 +21,7 @@ from nst_core.cli import main
 from nst_core.errors import NSTError
 from tests.conftest import leftovers, one_error_line, run_cli, tiny_train_config
 from tests.test_train import HOLIDAY, _tiny_images
-from train.config import build_config, min_side
+from train.config import build_config
 from train.data import decode
 from train.trainer import run_training
 
@@ -151,11 +151,16 @@ def test_non_finite_flags_are_refused_by_the_parser(tmp_path, style_path, data, 
 
 
 def test_min_side_matches_the_vgg_network():
+    """The table's smallest side is what the built network needs: one pixel left after its last pooling."""
+    import torch
+
     from nst_core.losses.vgg import VGGFeatures
 
     for layers in (["relu1_1"], ["relu2_2"], ["pool2"], ["relu4_3"], ["relu1_2", "relu5_1"]):
         cfg = build_config({"loss": {"content_layers": [], "style_layers": layers}, "image_size": 64})
-        assert min_side(cfg.loss) == VGGFeatures(layers).min_side, layers
+        side, vgg = cfg.loss.min_side(), VGGFeatures(layers)
+        pools = sum(isinstance(m, torch.nn.MaxPool2d | torch.nn.AvgPool2d) for m in vgg.features)
+        assert side == vgg.min_side == 2**pools, layers
 
 
 def test_smallest_accepted_size_trains(tmp_path, style_path, data, capsys):

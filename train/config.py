@@ -22,7 +22,7 @@ import yaml
 from nst_core.cli.options import seconds
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
-from nst_core.losses.weights import LossWeights, layer_names
+from nst_core.losses.weights import FLAT_LOSS_KEYS, LossWeights
 
 #: Keys whose relative paths are resolved against the folder of the YAML file that sets them (only when that file
 #: exists: `style: starry_night` stays a built-in style's name unless a file of that name is beside the YAML).
@@ -33,28 +33,13 @@ MIXED_PRECISION = ("no", "bf16", "fp16")
 #: accelerate's trackers (accelerate.utils.LoggerType; a test keeps them equal) and their pip packages;
 #: `all`: every one installed, `none`: no tracker.
 TRACKER_PACKAGES = {
-    "tensorboard": "tensorboard",
-    "wandb": "wandb",
-    "trackio": "trackio",
-    "comet_ml": "comet-ml",
-    "mlflow": "mlflow",
-    "clearml": "clearml",
-    "dvclive": "dvclive",
-    "swanlab": "swanlab",
-    "aim": "aim",
+    name: name.replace("_", "-")  # comet_ml's package is comet-ml; every other package is named as its tracker
+    for name in ("tensorboard", "wandb", "trackio", "comet_ml", "mlflow", "clearml", "dvclive", "swanlab", "aim")
 }
 TRACKERS = (*TRACKER_PACKAGES, "all", "none")
 #: Old flat keys, still accepted in YAML files and in run folders saved before the `loss:` section
 #: (and `out`, the run folder's name before `-o/--output`): old key -> new key (``loss.<name>``: in `loss`).
-LEGACY_KEYS = {
-    "out": "output",
-    "content_weight": "loss.content",
-    "style_weight": "loss.style",
-    "tv_weight": "loss.tv",
-    "content_layers": "loss.content_layers",
-    "style_layers": "loss.style_layers",
-    "style_layer_weights": "loss.style_layer_weights",
-}
+LEGACY_KEYS = {"out": "output", **{key: f"loss.{name}" for key, name in FLAT_LOSS_KEYS.items()}}
 POSITIVE_INTS = (
     "image_size",
     "batch_size",
@@ -149,7 +134,7 @@ class TrainConfig:
         _check("crop_scale", list(scale), 0 < scale[0] <= scale[1] <= 1, "MIN,MAX with 0 < MIN <= MAX <= 1")
         known_vgg = self.vgg_weights in ("caffe", "torchvision") or Path(self.vgg_weights).is_file()
         _check("vgg_weights", self.vgg_weights, known_vgg, "caffe, torchvision or an existing state-dict file")
-        smallest = min_side(self.loss)
+        smallest = self.loss.min_side()
         for name in ("image_size", "style_size"):
             value = getattr(self, name)
             why = f"at least {smallest} (the loss layers halve the image {smallest.bit_length() - 1} times)"
@@ -172,16 +157,6 @@ class TrainConfig:
             return dataclasses.replace(self, **values)
         except NSTError as e:
             raise NSTError(f"{source}: {e}") from None
-
-
-def min_side(loss: LossWeights, arch: str = "vgg19") -> int:
-    """Smallest image side the loss network accepts: each pooling before the deepest layer halves it.
-
-    Computed from the layer names, without building VGG (= nst_core.losses.vgg.VGGFeatures.min_side).
-    """
-    names = layer_names(arch)
-    depth = max(names.index(n) for n in (*loss.content_layers, *loss.style_layers)) + 1
-    return 2 ** sum(n.startswith("pool") for n in names[:depth])
 
 
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:

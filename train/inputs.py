@@ -13,7 +13,7 @@ from nst_core.errors import NSTError
 from nst_core.files import check_output_dir
 from nst_core.image_io import display_name, load_image
 from train.checkpoint import Checkpointer
-from train.config import TrainConfig, min_side
+from train.config import TrainConfig
 from train.data import ImageSource, open_source, sample_photos
 from train.teacher import load_teacher
 from train.tracking import check_tracker
@@ -38,10 +38,10 @@ def _load_style(cfg: TrainConfig) -> torch.Tensor:
     size = cfg.style_size or cfg.image_size
     style = load_image(cfg.style, size=size)
     h, w = style.shape[-2:]
-    if min(h, w) < min_side(cfg.loss):
+    if min(h, w) < cfg.loss.min_side():
         raise NSTError(
             f"{cfg.style}: {w}x{h} pixels at style size {size}; the loss layers need at least "
-            f"{min_side(cfg.loss)} on each side (raise --style-size)"
+            f"{cfg.loss.min_side()} on each side (raise --style-size)"
         )
     return style
 
@@ -76,9 +76,16 @@ def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
     photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
     if cfg.sample_images:  # the data is still proved readable above
         photos = sample_photos(open_source(cfg.sample_images), cfg.num_samples, cfg.image_size)[0]
-    init = _init_weights(cfg) if cfg.init_from and resume_from is None else None
-    teacher = load_teacher(cfg.teacher) if cfg.teacher else None
-    return RunInputs(style, source, checkpointer, resume_from, photos, unreadable, init, teacher)
+    return RunInputs(
+        style=style,
+        source=source,
+        checkpointer=checkpointer,
+        resume_from=resume_from,
+        photos=photos,
+        unreadable=unreadable,
+        init_weights=_init_weights(cfg) if cfg.init_from and resume_from is None else None,
+        teacher=load_teacher(cfg.teacher) if cfg.teacher else None,
+    )
 
 
 def _init_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:

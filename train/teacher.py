@@ -3,6 +3,11 @@
 A run folder, checkpoint or ``.safetensors`` file becomes a frozen `TransformerNet` on the training device; an
 ``.onnx`` file or a shipped model's name (``--teacher starry_night``) runs through onnxruntime, so the networks
 that ship can be distilled without their PyTorch weights (on a CPU, onnxruntime is also the faster teacher).
+
+The one place training uses inference (tests/test_layering.py states it): an ONNX teacher runs on the
+torch-free runtime (`infer.stylize.Stylizer`), and a shipped name resolves through its registry
+(`infer.models`). Both stay the runtime's: moving them into nst_core would put onnxruntime and the shipped
+models into the core every command imports.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from infer.models import resolve_model
+from infer.stylize import Stylizer, is_network_source
+from nst_core.checkpoint_io import load_network
+
 
 class OnnxTeacher(nn.Module):
     """An onnxruntime session as a frozen module: float32 (N, 3, H, W) in [0, 1] in and out, on the input's device."""
 
     def __init__(self, model: str) -> None:
         super().__init__()
-        from infer.stylize.stylizer import Stylizer
-
         self.stylizer = Stylizer(model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -27,11 +34,7 @@ class OnnxTeacher(nn.Module):
 
 def load_teacher(source: str) -> nn.Module:
     """``source``'s network, frozen and in eval mode; NSTError (one line) when it cannot be opened."""
-    from infer.stylize.stylizer import is_network_source, resolve_model
-
     path = resolve_model(source)  # a path wins, else a shipped model's name
     if is_network_source(path):
-        from nst_core.checkpoint_io import load_network
-
         return load_network(path)[0].requires_grad_(False)
     return OnnxTeacher(path).eval()

@@ -18,7 +18,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import ProjectConfiguration, broadcast, broadcast_object_list, gather_object, set_seed
 from torch import nn
+from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from nst_core.checkpoint_io import unwrap
@@ -112,15 +116,12 @@ def total_steps(cfg: TrainConfig, length: int | None, world: int) -> int:
     return max(1, math.ceil(cfg.epochs * length / (cfg.batch_size * world * (cfg.grad_accum or 1))))
 
 
-def make_accelerator(cfg: TrainConfig, run_dir: Path) -> tuple[Any, TrainConfig]:
+def make_accelerator(cfg: TrainConfig, run_dir: Path) -> tuple[Accelerator, TrainConfig]:
     """The Accelerator, and ``cfg`` with the precision and accumulation it actually uses.
 
     Only values the config sets are passed: the others come from `accelerate launch` / `accelerate config`
     (through ACCELERATE_MIXED_PRECISION, ACCELERATE_GRADIENT_ACCUMULATION_STEPS), else no / 1.
     """
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
     given = {"mixed_precision": cfg.mixed_precision, "gradient_accumulation_steps": cfg.grad_accum}
     logs = ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard"))
     try:
@@ -136,8 +137,6 @@ def make_accelerator(cfg: TrainConfig, run_dir: Path) -> tuple[Any, TrainConfig]
 @torch.no_grad()
 def save_samples(net: nn.Module, photos: torch.Tensor, path: Path, autocast: Any) -> torch.Tensor:
     """A two-row grid (photos, stylized) written atomically; returned for the trackers."""
-    from torchvision.utils import make_grid
-
     with autocast():
         styled = net(photos).float().clamp(0, 1)
     grid = make_grid(torch.cat([photos.float().cpu(), styled.cpu()]), nrow=len(photos), padding=2, pad_value=1.0)
@@ -173,8 +172,6 @@ class Trainer:
         self.checkpointer.metadata["config"] = cfg.to_dict()
         self.device, self.main = self.accelerator.device, self.accelerator.is_main_process
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
-        from accelerate.utils import broadcast_object_list, set_seed
-
         set_seed(cfg.seed)
         if self.device.type == "cuda":  # fixed crop size: cuDNN's autotuner picks each conv's fastest kernel once
             torch.backends.cudnn.benchmark = True
@@ -289,8 +286,6 @@ class Trainer:
         late = time.perf_counter() - started >= self.cfg.max_time
         if self.world == 1:
             return late
-        from accelerate.utils import broadcast
-
         return bool(broadcast(torch.tensor(float(late), device=self.device), from_process=0))
 
     def due(self, every: int) -> bool:
@@ -326,8 +321,6 @@ class Trainer:
     def advance(self, positions: torch.Tensor, bad: list[str]) -> None:
         """The data position after this batch, and the unreadable files met, agreed by every process."""
         if self.world > 1:
-            from accelerate.utils import gather_object
-
             bad = [name for names in gather_object([bad]) for name in names]
             positions = self.accelerator.gather(positions.to(self.device)).cpu().view(self.world, -1)
         self.note_skipped(bad)
@@ -380,23 +373,22 @@ class Trainer:
             self.warn(f"skipped {s.skipped} unreadable image(s) ({n} file(s)): {names}{used}")
         files, precision = self.inputs.source.length, str(self.cfg.mixed_precision)
         return TrainResult(
-            self.run_dir,
-            s.step,
-            s.history,
-            s.skipped,
-            list(s.skipped_files),
-            network,
-            files,
-            precision,
-            s.seconds,
-            self.out_of_time,
+            run_dir=self.run_dir,
+            step=s.step,
+            history=s.history,
+            skipped=s.skipped,
+            skipped_files=list(s.skipped_files),
+            network=network,
+            data_files=files,
+            mixed_precision=precision,
+            seconds=s.seconds,
+            out_of_time=self.out_of_time,
         )
 
 
 def _forget_accelerator_state() -> None:
     """accelerate keeps one precision per process: reset it (not the process group) so that the next run in
     this process takes its own settings (accelerate's tests do the same; a private method)."""
-    from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state()
     GradientState._reset_state()

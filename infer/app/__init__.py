@@ -7,5 +7,9 @@
 from nst_core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(
-    __name__, {"build_app": "ui", "launch": "ui", "ModelCatalogue": "catalogue"}
+    __name__,
+    {
+        "ui": ["build_app", "launch"],
+        "catalogue": ["ModelCatalogue"],
+    },
 )

@@ -10,5 +10,10 @@ from nst_core.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
-    {"compare": "run", "CompareConfig": "config", "CompareReport": "results", "write_report": "report"},
+    {
+        "run": ["compare"],
+        "config": ["CompareConfig"],
+        "results": ["CompareReport"],
+        "report": ["write_report"],
+    },
 )

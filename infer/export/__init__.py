@@ -12,11 +12,7 @@ from nst_core.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "export_onnx": "exporter",
-        "build_onnx": "exporter",
-        "ExportResult": "exporter",
-        "DEFAULT_OPSET": "format",
-        "DEFAULT_TOLERANCE": "format",
-        "EXPORTERS": "format",
+        "exporter": ["export_onnx", "build_onnx", "ExportResult"],
+        "format": ["DEFAULT_OPSET", "DEFAULT_TOLERANCE", "EXPORTERS"],
     },
 )

@@ -52,9 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output_option(p, "output .onnx file", metavar="OUT.onnx")
     p.add_argument("--opset", type=number(int, MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET, help="ONNX opset")
     p.add_argument("--fp16", action="store_true", help="also write a float16 model (OUT.fp16.onnx)")
-    p.add_argument(
-        "--int8", action="store_true", help="also write an int8 model (OUT.int8.onnx, static onnxruntime quantization)"
-    )
+    p.add_argument("--int8", action="store_true", help="also write a statically quantized int8 model (OUT.int8.onnx)")
     p.add_argument(
         "--calibration",
         action="append",

@@ -3,4 +3,9 @@
 
 from nst_core.lazy import lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {"run_live": "run", "open_capture": "run", "Window": "run"})
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "run": ["run_live", "open_capture", "Window"],
+    },
+)

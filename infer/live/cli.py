@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     """Check everything, open the source, load the model, run the loop, report."""
     from infer.live.run import Window, open_capture, run_live
     from infer.stylize.run import load_model
+    from infer.stylize.stylizer import FrameOptions
 
     output = check_output(args.output) if args.output else None
     show = wants_window(args)
@@ -114,17 +115,9 @@ def run(args: argparse.Namespace) -> int:
         stylizer = load_model(args)
         hint_fast_sibling(args.model)
         window = Window() if show else None
+        options = FrameOptions.from_args(args)
         result = run_live(
-            stylizer,
-            capture,
-            output=output,
-            window=window,
-            size=args.size,
-            max_frames=args.max_frames,
-            quality=args.quality,
-            preserve_color=args.preserve_color,
-            strength=args.strength,
-            smooth=args.smooth,
+            stylizer, capture, options, output=output, window=window, max_frames=args.max_frames, quality=args.quality
         )
     finally:
         capture.close()

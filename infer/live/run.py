@@ -18,12 +18,13 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from infer.stylize.stylizer import FrameOptions
 from nst_core.errors import NSTError
 
 if TYPE_CHECKING:
@@ -152,24 +153,24 @@ class Window:
 def run_live(
     stylizer: Stylizer,
     capture: Capture,
+    options: FrameOptions | None = None,
     *,
     output: Path | None = None,
     window: Window | None = None,
-    size: int | None = None,
     max_frames: int | None = None,
     quality: int = 95,
-    **stylize: Any,
 ) -> LiveResult:
-    """Stylize ``capture`` frame by frame: shown in ``window``, written to ``output``. ``size``: the longer side
-    at most (a smaller source keeps its own); ``stylize``: `Stylizer.stylize_frames`'s options."""
+    """Stylize ``capture`` frame by frame: shown in ``window``, written to ``output``. ``options.size``: the longer
+    side at most (a smaller source keeps its own); the rest as in `Stylizer.stylize_frames`."""
     from contextlib import nullcontext
 
     from infer.stylize.video import open_writer
 
     result = LiveResult(capture.name, output=str(output) if output else None)
-    if size and capture.longer_side:
-        size = min(size, capture.longer_side)
-    styled = stylizer.stylize_frames(capture.frames(), size=size, **stylize)
+    options = options or FrameOptions()
+    if options.size and capture.longer_side:
+        options = replace(options, size=min(options.size, capture.longer_side))
+    styled = stylizer.stylize_frames(capture.frames(), options)
     recording = open_writer(output, capture.fps, quality) if output else nullcontext()
     t0 = last = time.perf_counter()
     with recording as writer:

@@ -7,10 +7,6 @@ from nst_core.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "ShippedModel": "shipped",
-        "shipped_models": "shipped",
-        "find_shipped": "shipped",
-        "resolve_model": "shipped",
-        "models_dir": "shipped",
+        "shipped": ["ShippedModel", "shipped_models", "find_shipped", "resolve_model", "models_dir"],
     },
 )

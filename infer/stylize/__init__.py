@@ -8,9 +8,8 @@ from nst_core.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "Stylizer": "stylizer",
-        "stylize_video": "video",
-        "is_video": "video",
-        "available_providers": "providers",
+        "stylizer": ["Stylizer", "FrameOptions", "is_network_source"],
+        "video": ["stylize_video", "is_video"],
+        "providers": ["available_providers"],
     },
 )

@@ -17,7 +17,7 @@ from typing import Any
 
 from infer.models.shipped import resolve_model
 from infer.stylize.plan import STDIN, Job, Plan
-from infer.stylize.stylizer import Stylizer, is_network_source
+from infer.stylize.stylizer import FrameOptions, Stylizer, is_network_source
 from nst_core.cli.options import show_progress
 from nst_core.errors import NSTError
 from nst_core.image_io import SAVE_FORMATS, array_to_pil, encode_image, save_image
@@ -81,18 +81,8 @@ def run_video(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome
 
     assert job.dest is not None
     job.dest.parent.mkdir(parents=True, exist_ok=True)
-    res = stylize_video(
-        stylizer,
-        job.source,
-        job.dest,
-        size=args.size,
-        preserve_color=args.preserve_color,
-        strength=args.strength,
-        smooth=args.smooth,
-        tile=args.tile,
-        quality=args.quality,
-        progress=show_progress(args),
-    )
+    options = FrameOptions.from_args(args)
+    res = stylize_video(stylizer, job.source, job.dest, options, quality=args.quality, progress=show_progress(args))
     return Outcome(
         job.source,
         str(job.dest),

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,23 @@ if TYPE_CHECKING:
 #: Smallest side the network runs on (its first 9x9 reflection pad needs 5 pixels); smaller inputs are padded.
 MIN_MODEL_SIDE = 5
 IMAGE_MODEL = "one float tensor shaped (batch, 3, height, width)"
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """How each frame of a video or live stream is stylized: taken from the options of `nst stylize` and
+    `nst live` (`from_args`) and handed down whole to `Stylizer.stylize_frames`."""
+
+    size: int | None = None  # longer side of the output (None: the frame's own)
+    preserve_color: bool = False  # keep the frame's colours (stylized luminance)
+    strength: float = 1.0  # blend of the stylized frame with the frame (0: the frame)
+    smooth: float = 0.0  # temporal smoothing against flicker, in [0, 1): see `Stylizer.stylize_frames`
+    tile: int | None = None  # tile side (None: automatic; 0: never)
+
+    @classmethod
+    def from_args(cls, args: Any) -> FrameOptions:
+        """The options a command's parsed arguments set (those it lacks keep their defaults)."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
 def is_network_source(model: str | os.PathLike) -> bool:
@@ -298,33 +316,25 @@ class Stylizer:
         content = self.content_array(image, size)
         return array_to_pil(self.stylize_array(content, preserve_color=preserve_color, strength=strength, tile=tile))
 
-    def stylize_frames(
-        self,
-        frames: Iterator[np.ndarray],
-        *,
-        size: int | None = None,
-        preserve_color: bool = False,
-        strength: float = 1.0,
-        smooth: float = 0.0,
-        tile: int | None = None,
-    ) -> Iterator[np.ndarray]:
+    def stylize_frames(self, frames: Iterator[np.ndarray], options: FrameOptions | None = None) -> Iterator[np.ndarray]:
         """Stylize a stream of (H, W, 3) uint8 video frames; yields (H', W', 3) uint8 frames.
 
-        ``smooth`` in [0, 1): temporal smoothing against flicker. Each output pixel is blended with the
+        ``options.smooth`` in [0, 1): temporal smoothing against flicker. Each output pixel is blended with the
         previous output pixel with weight ``smooth * max(0, 1 - d / 0.1)``, where ``d`` is how much that
         pixel of the input changed since the previous frame (mean absolute RGB difference, 0..1): static
         areas are averaged over frames (an exponential moving average), moving ones are not (no ghosting).
         """
-        if not 0.0 <= smooth < 1.0:
-            raise NSTError(f"smooth must be in [0, 1), got {smooth}")
+        o = options or FrameOptions()
+        if not 0.0 <= o.smooth < 1.0:
+            raise NSTError(f"smooth must be in [0, 1), got {o.smooth}")
         prev_in: np.ndarray | None = None
         prev_out: np.ndarray | None = None
         for frame in frames:
-            content = self.content_array(np.ascontiguousarray(frame[..., :3]), size)
-            out = self.stylize_array(content, preserve_color=preserve_color, strength=strength, tile=tile)
-            if smooth > 0 and prev_out is not None and prev_in is not None and prev_in.shape == content.shape:
+            content = self.content_array(np.ascontiguousarray(frame[..., :3]), o.size)
+            out = self.stylize_array(content, preserve_color=o.preserve_color, strength=o.strength, tile=o.tile)
+            if o.smooth > 0 and prev_out is not None and prev_in is not None and prev_in.shape == content.shape:
                 change = np.abs(content - prev_in).mean(axis=0, keepdims=True)
-                weight = smooth * np.clip(1.0 - change / 0.1, 0.0, None)
+                weight = o.smooth * np.clip(1.0 - change / 0.1, 0.0, None)
                 out = weight * prev_out + (1.0 - weight) * out
             prev_in, prev_out = content, out
             yield np.asarray(array_to_pil(out))

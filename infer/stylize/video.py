@@ -33,7 +33,7 @@ from nst_core.errors import NSTError, first_line
 from nst_core.files import atomic_path
 
 if TYPE_CHECKING:
-    from infer.stylize.stylizer import Stylizer
+    from infer.stylize.stylizer import FrameOptions, Stylizer
 
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 #: Video encoder per output extension (default libx264, yuv420p: plays everywhere).
@@ -321,16 +321,12 @@ def stylize_video(
     stylizer: Stylizer,
     src: str | os.PathLike,
     dest: str | os.PathLike,
+    options: FrameOptions | None = None,
     *,
-    size: int | None = None,
-    preserve_color: bool = False,
-    strength: float = 1.0,
-    smooth: float = 0.0,
-    tile: int | None = None,
     quality: int = 95,
     progress: bool = True,
 ) -> VideoResult:
-    """Stylize every frame of ``src`` into ``dest``, frame rate and sound kept (``smooth``: see
+    """Stylize every frame of ``src`` into ``dest``, frame rate and sound kept (``options``: see
     `Stylizer.stylize_frames`)."""
     from tqdm.auto import tqdm
 
@@ -341,14 +337,7 @@ def stylize_video(
     bar = tqdm(total=source.total, desc=source.src.name, unit="frame", **show)
     try:
         with open_writer(dest, source.rate, quality, source.audio) as writer:
-            styled = stylizer.stylize_frames(
-                source.frames(writer.add_audio),
-                size=size,
-                preserve_color=preserve_color,
-                strength=strength,
-                smooth=smooth,
-                tile=tile,
-            )
+            styled = stylizer.stylize_frames(source.frames(writer.add_audio), options)
             for out in styled:
                 writer.write(out, round(source.times.popleft() * source.fps))
                 bar.update(1)
@@ -357,4 +346,5 @@ def stylize_video(
     finally:
         bar.close()
         source.close()
-    return VideoResult(dest, writer.frames, source.fps, writer.size, time.perf_counter() - t0, writer.audio_note)
+    seconds = time.perf_counter() - t0
+    return VideoResult(dest, writer.frames, source.fps, writer.size, seconds=seconds, audio=writer.audio_note)

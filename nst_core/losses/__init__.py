@@ -11,15 +11,8 @@ from nst_core.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "LossWeights": "weights",
-        "layer_names": "weights",
-        "check_layers": "weights",
-        "loss_section": "weights",
-        "VGGFeatures": "vgg",
-        "PerceptualLoss": "perceptual",
-        "blend_weights": "perceptual",
-        "gram_matrix": "perceptual",
-        "style_loss": "perceptual",
-        "total_variation": "perceptual",
+        "weights": ["LossWeights", "layer_names", "check_layers", "loss_section"],
+        "vgg": ["VGGFeatures"],
+        "perceptual": ["PerceptualLoss", "blend_weights", "gram_matrix", "style_loss", "total_variation"],
     },
 )

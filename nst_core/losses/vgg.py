@@ -23,7 +23,7 @@ from torch import nn
 from nst_core.errors import NSTError, first_line
 from nst_core.losses.weights import VGG_PLANS as _PLANS
 from nst_core.losses.weights import check_arch as _check_arch
-from nst_core.losses.weights import check_layers, layer_names
+from nst_core.losses.weights import check_layers, layer_names, min_side
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -162,7 +162,7 @@ class VGGFeatures(nn.Module):
         self.features.load_state_dict({k: state[k] for k in wanted})
         self._index = {names.index(n): n for n in self.layers}
         #: Smallest input side that still leaves one pixel at the deepest requested layer.
-        self.min_side = 2 ** sum(isinstance(m, nn.MaxPool2d | nn.AvgPool2d) for m in self.features)
+        self.min_side = min_side(self.layers, arch)
         self.bgr = self.preprocessing == "caffe"
         if self.bgr:  # (bgr - mean/255) * 255 == bgr*255 - mean
             mean = torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1) / 255.0

@@ -42,6 +42,16 @@ def layer_names(arch: str = "vgg19") -> list[str]:
     return names
 
 
+def min_side(layers: Iterable[str], arch: str = "vgg19") -> int:
+    """Smallest image side VGG accepts up to the deepest of ``layers``: each pooling before it halves the image.
+
+    From the tables, without building VGG: config checks use it before any weights load.
+    """
+    names = layer_names(arch)
+    depth = max(names.index(n) for n in check_layers(layers, arch)) + 1
+    return 2 ** sum(n.startswith("pool") for n in names[:depth])
+
+
 def check_layers(layers: Iterable[str], arch: str = "vgg19") -> list[str]:
     """Return the layers as a list, or NSTError naming the first unknown one."""
     known = layer_names(arch)
@@ -90,6 +100,10 @@ class LossWeights:
         ):
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise NSTError(f"{name} weight must be a finite number >= 0, got {value!r}")
+
+    def min_side(self, arch: str = "vgg19") -> int:
+        """Smallest image side the loss network accepts (`min_side` of the content and style layers)."""
+        return min_side((*self.content_layers, *self.style_layers), arch)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields a config file holds (lists, no derived values)."""

@@ -13,14 +13,9 @@ from nst_core.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "optimize": "scales",
-        "OptimizeResult": "scales",
-        "resolve_device": "scales",
-        "OptimizeConfig": "config",
-        "OPTIMIZERS": "config",
-        "auto_scales": "config",
-        "TiledLoss": "tiled_loss",
-        "plan_tiles": "tiled_loss",
-        "OptimizeCheckpointer": "checkpoint",
+        "scales": ["optimize", "OptimizeResult", "resolve_device"],
+        "config": ["OptimizeConfig", "OPTIMIZERS", "auto_scales"],
+        "tiled_loss": ["TiledLoss", "plan_tiles"],
+        "checkpoint": ["OptimizeCheckpointer"],
     },
 )
