@@ -5,6 +5,7 @@ loads, stylizes and has its card."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from tools.ship import provenance, ship
 from train.config import save_yaml
 
 REPO = Path(__file__).resolve().parents[1]
+RUN = {"capture_output": True, "text": True, "timeout": 120, "cwd": REPO}
 FACTS = {
     "data": "12 photos of a test folder",
     "hardware": "a test CPU",
@@ -64,7 +66,15 @@ def shipped_tiny(tiny_run: Path, report_64: Path, tmp_path_factory) -> tuple[Pat
     facts = root / "facts.yaml"
     facts.write_text(yaml.safe_dump(FACTS))
     models, docs = root / "models", root / "docs"
-    ship(tiny_run, "tiny_style", facts, [report_64], photos=["skimage:chelsea"], models=models, docs=docs)
+    ship(
+        tiny_run,
+        "tiny_style",
+        models=models,
+        docs=docs,
+        facts_file=facts,
+        compare=[report_64],
+        photos=["skimage:chelsea"],
+    )
     return models, docs
 
 
@@ -127,7 +137,7 @@ def test_bad_facts_and_reports_are_one_line(tiny_run: Path, report_64: Path, tmp
     facts = tmp_path / "facts.yaml"
     facts.write_text("stages: [{steps: 3, batch: 4}]\n")
     with pytest.raises(NSTError, match="unknown key 'batch'"):
-        ship(tiny_run, "x", facts, models=tmp_path / "m", docs=tmp_path / "d")
+        ship(tiny_run, "x", models=tmp_path / "m", docs=tmp_path / "d", facts_file=facts)
     with pytest.raises(NSTError, match="lowercase"):
         ship(tiny_run, "Bad Name", models=tmp_path / "m", docs=tmp_path / "d")
     report = json.loads((report_64 / "report.json").read_text())
@@ -135,7 +145,7 @@ def test_bad_facts_and_reports_are_one_line(tiny_run: Path, report_64: Path, tmp
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "report.json").write_text(json.dumps(report))
     with pytest.raises(NSTError, match="--metric model"):
-        ship(tiny_run, "x", None, [tmp_path / "r"], models=tmp_path / "m", docs=tmp_path / "d")
+        ship(tiny_run, "x", models=tmp_path / "m", docs=tmp_path / "d", compare=[tmp_path / "r"])
     assert not (tmp_path / "m").exists()  # nothing shipped
 
 
@@ -226,3 +236,22 @@ def test_four_styles_ship_each_a_built_in_painting_with_its_figures() -> None:
             assert shipped.read_metadata(model)["nst.style"] == meta["nst.style"], model
             meta = shipped.read_metadata(model)
         assert {"256", "512"} <= set(json.loads(meta["nst.compare"])), model
+
+
+def test_each_shipped_style_image_is_found_and_linked_from_a_card_anywhere(tmp_path: Path) -> None:
+    """``nst.style_file`` resolves from the installed packages, and a card written into any docs folder links it."""
+    from tools.ship import card_markdown
+
+    for model in shipped.shipped_models(shipped.PACKAGE_MODELS):
+        assert model.style_image is not None and model.style_image.is_file(), model.name
+        docs = tmp_path / "a" / "b"
+        link = re.search(r"\| style image \| !\[[^]]*\]\(([^)]+)\)", card_markdown(model, {}, ["x"], docs))
+        assert link and (docs / link.group(1)).resolve() == model.style_image.resolve(), model.name
+
+
+def test_the_release_tool_fails_in_one_line(tmp_path: Path) -> None:
+    args = [sys.executable, str(REPO / "tools" / "ship.py"), str(tmp_path / "nope"), "--name", "x"]
+    proc = subprocess.run([*args, "--models", str(tmp_path / "m"), "--docs", str(tmp_path / "d")], **RUN)
+    assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "m").exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tools/ship.py: error: ") and "nope" in lines[0], proc.stderr

@@ -1,5 +1,5 @@
-"""Turn a trained run into a shipped model: ``python -m tools.ship RUN_DIR --name NAME --facts FACTS.yaml
---compare REPORT_256 REPORT_512``.
+"""Turn a trained run into a shipped model: ``python tools/ship.py RUN_DIR --name NAME --facts FACTS.yaml
+--compare REPORT_256 REPORT_512 --models infer/models --docs docs/models``.
 
 The maintainers' one way to ship a style (docs/models/README.md). It
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -32,13 +33,16 @@ import yaml
 from infer.export.format import config_summary
 from infer.models import shipped
 from nst_core.builtin_styles import STYLES_DIR, builtin_style_path
+from nst_core.cli import OneLineParser, exit_status
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path
 from nst_core.image_io import display_name
+from nst_core.log import configure
 from nst_core.losses.weights import loss_section
 
-REPO = Path(__file__).resolve().parents[1]
-DOCS_DIR = REPO / "docs" / "models"
+#: The folder that holds the packages: a built-in style's ``nst.style_file`` is relative to it, as
+#: `infer.models.shipped.ShippedModel.style_image` reads it back.
+PACKAGES_ROOT = STYLES_DIR.parents[1]
 SAMPLE_PHOTOS = ("skimage:chelsea", "skimage:coffee")
 SAMPLE_SIZE = 384
 #: Ship fp16 only when the fp32 file would be larger than this (docs/models/README.md: the measurements).
@@ -173,7 +177,7 @@ def network_meta(run: Path) -> dict[str, str]:
 def style_file(style: str, config: Mapping[str, Any]) -> str:
     """The style image's file: the built-in one when it ships, else the name the run's config gives."""
     builtin = builtin_style_path(style)
-    return str(builtin.relative_to(REPO)) if builtin else Path(str(config.get("style", style))).name
+    return str(builtin.relative_to(PACKAGES_ROOT)) if builtin else Path(str(config.get("style", style))).name
 
 
 def _cells(line: str) -> list[str]:
@@ -271,10 +275,12 @@ def _row(*cells: Any) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos: Sequence[str]) -> str:
-    """The model card: everything read back from the shipped file's metadata, plus the run's config."""
+def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos: Sequence[str], docs: Path) -> str:
+    """The model card (written into ``docs``): everything read back from the shipped file's metadata, plus the
+    run's config."""
     d = model.to_dict()
-    style_link = f"../../{d['style_file']}" if (REPO / str(d["style_file"])).is_file() else None
+    style = PACKAGES_ROOT / str(d["style_file"])
+    style_link = Path(os.path.relpath(style, docs.resolve())).as_posix() if style.is_file() else None
     lines = [f"# `{model.name}`: {d['style']}", ""]
     lines += [f"![{model.name}: photos and their stylization]({model.name}.jpg)", ""]
     lines += [
@@ -367,16 +373,17 @@ def write_bytes(path: Path, data: bytes) -> None:
 def ship(
     run: Path,
     name: str,
+    *,
+    models: Path,
+    docs: Path,
     facts_file: Path | None = None,
     compare: Sequence[Path] = (),
     photos: Sequence[str] = SAMPLE_PHOTOS,
-    models: Path | None = None,
-    docs: Path = DOCS_DIR,
     precision: str = "auto",
 ) -> shipped.ShippedModel:
-    """Export ``run`` as the shipped model ``name``, write its card and sample; returns the shipped model."""
+    """Export ``run`` as the shipped model ``name`` into the folder ``models``, its card and sample into ``docs``;
+    returns the shipped model."""
     check_name(name)
-    models = shipped.models_dir() if models is None else models
     config = run_config(run)
     net_meta = network_meta(run)
     step = int(net_meta["step"]) if net_meta.get("step", "").isdigit() else None
@@ -394,20 +401,20 @@ def ship(
         from nst_core.image_io import save_image
 
         save_image(sample, docs / f"{name}.jpg", quality=90)
-        write_bytes(docs / f"{name}.md", card_markdown(model, config, photos).encode())
+        write_bytes(docs / f"{name}.md", card_markdown(model, config, photos, docs).encode())
         write_bytes(models / staged.name, staged.read_bytes())  # last: never a model without its card
     return shipped.ShippedModel(name, models / staged.name, model.metadata)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.ship", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="tools/ship.py", description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="training run folder (or checkpoint folder / network.safetensors)")
-    p.add_argument("--name", required=True, help="the shipped name (file infer/models/NAME.onnx, --model NAME)")
+    p.add_argument("--name", required=True, help="the shipped name (file MODELS/NAME.onnx, --model NAME)")
+    p.add_argument("--models", type=Path, required=True, help="the models folder (the repository's infer/models)")
+    p.add_argument("--docs", type=Path, required=True, help="where the card and sample go (docs/models)")
     p.add_argument("--facts", type=Path, help="YAML: style, data, hardware, how, stages (docs/models/README.md)")
     p.add_argument("--compare", type=Path, nargs="*", default=[], metavar="REPORT", help="nst compare report folders")
     p.add_argument("--photos", nargs="+", default=list(SAMPLE_PHOTOS), help="photos of the sample picture")
-    p.add_argument("--models", type=Path, help=f"models folder (default: ${shipped.MODELS_ENV} or infer/models)")
-    p.add_argument("--docs", type=Path, default=DOCS_DIR, help="where the card and sample go")
     p.add_argument(
         "--precision",
         choices=("auto", "fp32", "fp16"),
@@ -415,16 +422,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"auto: fp32 unless that file exceeds {FP16_ABOVE:,} bytes",
     )
     args = p.parse_args(argv)
-    try:
-        model = ship(args.run, args.name, args.facts, args.compare, args.photos, args.models, args.docs, args.precision)
-    except NSTError as e:
-        print(f"tools.ship: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    print(
-        json.dumps(
-            {"model": str(model.path), "card": str(args.docs / f"{model.name}.md"), "size_bytes": model.size_bytes}
-        )
+    configure(p.prog)
+    return exit_status(lambda: _ship_and_report(args))
+
+
+def _ship_and_report(args: argparse.Namespace) -> int:
+    model = ship(
+        args.run,
+        args.name,
+        models=args.models,
+        docs=args.docs,
+        facts_file=args.facts,
+        compare=args.compare,
+        photos=args.photos,
+        precision=args.precision,
     )
+    card = args.docs / f"{model.name}.md"
+    print(json.dumps({"model": str(model.path), "card": str(card), "size_bytes": model.size_bytes}))
     return 0
 
 

@@ -101,9 +101,20 @@ def main(argv: Sequence[str] | None = None, package: str | None = None) -> int:
     parser = build_parser(only=command if command in commands(package) else None, package=package)
     args = parser.parse_args(argv)
     configure(f"nst {args.command}", getattr(args, "quiet", False), getattr(args, "verbose", 0))
-    try:
+
+    def command() -> int:
         with _max_pixels(getattr(args, "max_pixels", None)):
             return int(args.func(args) or 0)
+
+    return exit_status(command)
+
+
+def exit_status(command: Callable[[], int]) -> int:
+    """``command()``'s exit status, errors reported the command-line way (after `configure` named the program):
+    an NSTError or a missing package is one line on stderr and status 2, a closed pipe 141, Ctrl-C 130.
+    Every `nst` command and the maintainers' scripts (tools/) end through here."""
+    try:
+        return int(command() or 0)
     except NSTError as e:
         LOG.error(" ".join(str(e).split()))  # always one line
         return 2
