@@ -1,4 +1,4 @@
-"""Shipped pretrained models: a tiny run shipped with `tools.ship` into a temporary models folder, found by
+"""Shipped pretrained models: a tiny run shipped with `tools/ship.py` into a temporary models folder, found by
 name everywhere a model is taken, listed by `nst models`; and every model in the real ``infer/models``
 loads, stylizes and has its card."""
 
