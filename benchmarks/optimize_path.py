@@ -1,6 +1,6 @@
 """The optimizer's path before and after the overshoot guard: final loss, worst/start ratio, restarts.
 
-    git show 4c5db49:nst_core/optimize/scales.py > /tmp/optimize_old.py
+    git show 4c5db49:nst_core/optimize.py > /tmp/optimize_old.py
     python benchmarks/optimize_path.py --old /tmp/optimize_old.py --size 256 --steps 100
 
 The "old" module is any earlier nst_core/optimize/scales.py; both run the same pairs of ../shared/data, sizes,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import photo, skimage_photo
+from tests.helpers import photo, skimage_photo
 
 gr = pytest.importorskip("gradio", reason='the [app] extra is not installed (pip install -e ".[app]")')
 gradio_client = pytest.importorskip("gradio_client")

@@ -15,7 +15,7 @@ from nst_core.builtin_styles import BUILTIN_STYLES, NOT_SHIPPED, STYLES_DIR, bui
 from nst_core.checkpoint_io import load_network
 from nst_core.errors import NSTError
 from nst_core.image_io import display_name, open_image
-from tests.conftest import one_error_line, photo, run_cli
+from tests.helpers import one_error_line, photo, run_cli
 from train.config import config_file, read_yaml, shipped_configs
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -23,7 +23,7 @@ from nst_core.cli import build_parser, main
 from nst_core.errors import NSTError
 from nst_core.losses.weights import LossWeights
 from nst_core.machine import describe
-from tests.conftest import one_error_line, run_cli, skimage_photo, tiny_train_config
+from tests.helpers import one_error_line, run_cli, skimage_photo, tiny_train_config
 from tests.test_files import dead_pid
 from train.trainer import run_training
 

@@ -138,7 +138,7 @@ def test_resize_by_longer_side(content_path: Path) -> None:
 
 
 def skimage_rocket() -> Path:
-    from tests.conftest import skimage_photo
+    from tests.helpers import skimage_photo
 
     return skimage_photo("rocket.jpg")
 

@@ -25,7 +25,7 @@ from nst_core.checkpoint_io import save_network
 from nst_core.cli import build_parser
 from nst_core.errors import NSTError
 from nst_core.transformer import TransformerNet
-from tests.conftest import ORT_TOLERANCE, leftovers, one_error_line, photo, run_cli, tiny_net
+from tests.helpers import ORT_TOLERANCE, leftovers, one_error_line, photo, run_cli, tiny_net
 
 # ---------------------------------------------------------------------------------------------- export
 

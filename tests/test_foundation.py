@@ -123,6 +123,23 @@ def test_nst_help_does_not_import_torch() -> None:
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_the_command_lists_are_the_entry_points() -> None:
+    """`nst --help` lists every command with its first example; `python -m infer --help` the inference ones."""
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep.module for ep in entry_points(group="nst.commands")}
+    assert {"optimize", "train", "export", "stylize", "compare", "app", "models", "live"} <= set(eps)
+    run = {"capture_output": True, "text": True, "timeout": 120}
+    nst = subprocess.run([sys.executable, "-c", "from nst_core.cli import main; main(['--help'])"], **run).stdout
+    infer = subprocess.run([sys.executable, "-m", "infer", "--help"], **run).stdout
+
+    def listed(text: str) -> set[str]:
+        return set(re.findall(r"^ {4}(\w+) ", text, re.M))
+
+    assert listed(nst) == set(eps) and all(f"  nst {name} " in nst or f"  nst {name}\n" in nst for name in eps)
+    assert listed(infer) == {name for name, module in eps.items() if module.startswith("infer.")}
+
+
 # ------------------------------------------------------------------------------------------------ image idioms
 
 

@@ -15,7 +15,7 @@ import nst_core.image_io as image_io
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image, set_max_pixels
 from nst_core.log import configure
-from tests.conftest import skimage_photo
+from tests.helpers import skimage_photo
 
 
 def _encoded(fmt: str) -> bytes:

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import leftovers, one_error_line, photo, run_cli, tiny_net
 from PIL import Image
 
 from nst_core import image_io
 from nst_core.checkpoint_io import save_network
 from nst_core.files import temporary_name
+from tests.helpers import leftovers, one_error_line, photo, run_cli, tiny_net
 
 ROOT = Path(__file__).resolve().parents[1]
 PSEUDO = [pytest.param(d, marks=pytest.mark.skipif(not Path(d).is_dir(), reason=f"no {d}")) for d in ("/proc", "/sys")]

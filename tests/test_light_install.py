@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import onnx
-from conftest import one_error_line, photo
 from onnx import TensorProto, helper
 from PIL import Image
+
+from tests.helpers import one_error_line, photo
 
 #: The base dependencies a light install leaves out (pyproject.toml), by import name.
 LEFT_OUT = (

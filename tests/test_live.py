@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import leftovers, make_clip, one_error_line, run_cli
+
+from tests.helpers import leftovers, make_clip, one_error_line, run_cli
 
 pytest.importorskip("cv2", reason="live extra (opencv-python-headless) not installed")
 av = pytest.importorskip("av", reason="live extra (PyAV) not installed")

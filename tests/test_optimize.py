@@ -18,7 +18,7 @@ from nst_core.losses.weights import LossWeights
 from nst_core.optimize.config import auto_scales
 from nst_core.optimize.run import _lbfgs
 from nst_core.optimize.scales import OptimizeConfig, optimize
-from tests.conftest import skimage_photo
+from tests.helpers import SHARED_DATA, skimage_photo
 
 FAST = {"size": 64, "progress": False}
 
@@ -49,16 +49,13 @@ def test_lbfgs_spends_its_budget_when_the_first_step_leaves_the_loss_unchanged()
     assert float(p.detach().abs().max()) < 0.01  # and it went on to the minimum (it used to stop at ~0.999)
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.mark.skipif(not (SHARED / "styles" / "candy.jpg").is_file(), reason="needs ../shared/data")
+@pytest.mark.skipif(not (SHARED_DATA / "styles" / "candy.jpg").is_file(), reason="needs ../shared/data")
 def test_lbfgs_does_not_diverge() -> None:
     # Clamping the pixels inside the L-BFGS closure broke its curvature pairs: on this pair the loss
     # jumped from 6.5e4 to 2.2e5 at step 50 and to 1.1e7 at step 100. The range penalty keeps it smooth.
     res = optimize(
-        SHARED / "content" / "golden_gate.jpg",
-        SHARED / "styles" / "candy.jpg",
+        SHARED_DATA / "content" / "golden_gate.jpg",
+        SHARED_DATA / "styles" / "candy.jpg",
         steps=60,
         size=256,
         scales=1,
@@ -357,7 +354,7 @@ def test_stdout_carries_results_only_and_q_silences_stderr(
     assert json.loads(captured.out)["steps"] == 2 and "saved" not in captured.err
 
 
-@pytest.mark.skipif(not (SHARED / "styles" / "starry_night.jpg").is_file(), reason="needs ../shared/data")
+@pytest.mark.skipif(not (SHARED_DATA / "styles" / "starry_night.jpg").is_file(), reason="needs ../shared/data")
 def test_the_reported_path_only_goes_down() -> None:
     # L-BFGS without a line search reached 42x its starting loss at step 5 on this pair (trainer's loss,
     # 128 px) before recovering: saved intermediate images and stop rules met garbage.
@@ -370,8 +367,8 @@ def test_the_reported_path_only_goes_down() -> None:
         seen.append(terms["total"])
 
     res = optimize(
-        SHARED / "content" / "tubingen.jpg",
-        SHARED / "styles" / "starry_night.jpg",
+        SHARED_DATA / "content" / "tubingen.jpg",
+        SHARED_DATA / "styles" / "starry_night.jpg",
         size=128,
         steps=30,
         loss=trainer_loss,

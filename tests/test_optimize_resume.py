@@ -15,7 +15,7 @@ from nst_core.errors import NSTError
 from nst_core.losses.weights import LossWeights
 from nst_core.optimize.config import OptimizeConfig
 from nst_core.optimize.scales import optimize
-from tests.conftest import one_error_line, run_cli
+from tests.helpers import one_error_line, run_cli
 
 #: Two scales (32 and 64 px), every chunk checkpointed.
 FIXED = OptimizeConfig(size=64, scales=2, steps=12, coarse_steps=10, progress=False, checkpoint_every=1e-9)

@@ -20,7 +20,7 @@ from infer.stylize.stylizer import Stylizer
 from nst_core.checkpoint_io import NETWORK_FILE, save_network
 from nst_core.errors import NSTError
 from nst_core.image_io import display_name
-from tests.conftest import one_error_line, photo, run_cli, tiny_net, tiny_train_config
+from tests.helpers import one_error_line, photo, run_cli, tiny_net, tiny_train_config
 from tools.ship import provenance, ship
 from train.config import save_yaml
 

@@ -21,7 +21,7 @@ from infer.stylize.tiling import blend_weights, tile_starts
 from nst_core.cli import main
 from nst_core.color import rgb_to_ycbcr
 from nst_core.image_io import load_image, pil_to_tensor
-from tests.conftest import leftovers, one_error_line, photo, run_cli, skimage_photo
+from tests.helpers import leftovers, one_error_line, photo, run_cli, skimage_photo
 
 
 def test_stylize_file_json_and_size(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
@@ -250,7 +250,7 @@ def test_folder_of_only_other_files_names_them(tiny_onnx: Path, tmp_path: Path, 
 
 def test_run_folder_or_safetensors_as_model_is_exported_in_memory(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
     from nst_core.checkpoint_io import save_network
-    from tests.conftest import tiny_net
+    from tests.helpers import tiny_net
 
     run = tmp_path / "runs" / "tiny"
     save_network(tiny_net(), run / "network.safetensors", {"style": "tiny-run"})

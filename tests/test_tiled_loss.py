@@ -22,7 +22,7 @@ from nst_core.optimize.tiled_loss import (
     receptive_radius,
     tile_grid,
 )
-from tests.conftest import skimage_photo
+from tests.helpers import skimage_photo
 
 H, W, TILE = 120, 136, 64
 #: Halo 32 cuts relu5_1's receptive field (radius 70 px). Measured on this image: loss terms within

@@ -21,7 +21,7 @@ from nst_core.checkpoint_io import load_network
 from nst_core.cli import main
 from nst_core.errors import NSTError
 from nst_core.transformer import TransformerNet
-from tests.conftest import skimage_photo, tiny_train_config
+from tests.helpers import skimage_photo, tiny_train_config
 from train.checkpoint import TRAINING_STATE
 from train.config import VARIANTS, TrainConfig, build_config, read_yaml
 from train.data import open_source

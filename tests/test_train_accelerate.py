@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from nst_core.errors import NSTError
-from tests.conftest import one_error_line, run_cli, tiny_train_config
+from tests.helpers import one_error_line, run_cli, tiny_train_config
 from tests.test_train import _tiny_images
 from train.checkpoint import TRAINING_STATE
 from train.config import TRACKERS, build_config, read_yaml

@@ -19,7 +19,7 @@ from PIL import Image
 from nst_core.checkpoint_io import load_network
 from nst_core.cli import main
 from nst_core.errors import NSTError
-from tests.conftest import leftovers, one_error_line, run_cli, tiny_train_config
+from tests.helpers import leftovers, one_error_line, run_cli, tiny_train_config
 from tests.test_train import HOLIDAY, _tiny_images
 from train.config import build_config
 from train.data import decode

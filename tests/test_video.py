@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import leftovers, make_clip, one_error_line, run_cli
+
+from tests.helpers import leftovers, make_clip, one_error_line, run_cli
 
 av = pytest.importorskip("av", reason="video extra (PyAV) not installed")
 

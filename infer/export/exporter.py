@@ -16,7 +16,7 @@ this module imports both, and onnxruntime's quantizer (`infer.export.precision`)
 
 Each value is checked once, where it enters: the output paths here, before any work (every caller
 writes through this function); the network path by `checkpoint_io.find_network_file`, which resolves
-it; the exporter by `onnx_graph.to_onnx`, which picks it; calibration paths by `infer.export.precision`,
+it; the exporter by `infer.export.graph.to_onnx`, which picks it; calibration paths by `infer.export.precision`,
 before the export; opset and tolerance by `nst export`'s argument types, where a person types them.
 A Python caller gets the opset it asks for as far as the exporter goes (``ExportResult.opset`` and
 ``nst.opset`` record the one written) and, with a tolerance <= 0, an export that never passes.
