@@ -1,8 +1,8 @@
 """The pretrained models that ship with the package: ``infer/models/<name>.onnx``, one per style.
 
-Each file describes itself: the release tool (``tools/ship.py``) stores its model card's facts in ``nst.*`` metadata (the keys
-below), so the registry is the folder and nothing else. ``NST_MODELS_DIR`` points it at another folder
-(tests, or a user's own collection). `resolve_model` is how every ``--model`` takes a name: an existing
+Each file describes itself: the release tool (``tools/ship.py``) stores its model card's facts in ``nst.*``
+metadata (the keys below), so the registry is the folder and nothing else. ``NST_MODELS_DIR`` points it at
+another folder (tests, or a user's own collection). `resolve_model` is how every ``--model`` takes a name: an existing
 path always wins, then a shipped name.
 
 No torch and no onnx import: `nst models` reads the metadata straight from the protobuf (`read_metadata`).
