@@ -102,11 +102,11 @@ def main(argv: Sequence[str] | None = None, package: str | None = None) -> int:
     args = parser.parse_args(argv)
     configure(f"nst {args.command}", getattr(args, "quiet", False), getattr(args, "verbose", 0))
 
-    def command() -> int:
+    def run_command() -> int:
         with _max_pixels(getattr(args, "max_pixels", None)):
             return int(args.func(args) or 0)
 
-    return exit_status(command)
+    return exit_status(run_command)
 
 
 def exit_status(command: Callable[[], int]) -> int:
