@@ -114,10 +114,10 @@ def test_cli_max_time_then_resume_writes_the_uninterrupted_picture(content_path:
     code, stdout, _ = run_cli(_cli(content_path, out, "--max-time", "0.001"), capsys)
     summary = json.loads(stdout)
     assert code == 0 and summary["out_of_time"] and summary["output"] is None
-    assert not out.exists() and Path(summary["checkpoint"]) == tmp_path / "out.resume.pt"
+    assert not out.exists() and Path(summary["checkpoint"]) == tmp_path / "out.png.resume.pt"
     code, stdout, _ = run_cli(_cli(content_path, out, "--resume"), capsys)
     assert code == 0 and json.loads(stdout)["steps"] == 22
-    assert not (tmp_path / "out.resume.pt").exists()
+    assert not (tmp_path / "out.png.resume.pt").exists()
     assert run_cli(_cli(content_path, whole), capsys)[0] == 0
     assert out.read_bytes() == whole.read_bytes()
 
@@ -125,10 +125,84 @@ def test_cli_max_time_then_resume_writes_the_uninterrupted_picture(content_path:
 def test_cli_resume_without_a_checkpoint_is_one_line(content_path: Path, tmp_path: Path, capsys) -> None:
     code, stdout, err = run_cli(_cli(content_path, tmp_path / "out.png", "--resume"), capsys)
     assert code == 2 and stdout == ""
-    one_error_line(err, "out.resume.pt", "no checkpoint to resume")
+    one_error_line(err, "out.png.resume.pt", "no checkpoint to resume")
 
 
 def test_cli_max_time_must_be_a_duration(content_path: Path, tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         run_cli(_cli(content_path, tmp_path / "out.png", "--max-time", "soon"), capsys)
     assert e.value.code == 2 and "expected seconds > 0" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ the end of a run (issue 29)
+
+
+def _stop_in_store(write: Path | None = None):
+    """A `store` killed before (``write`` None) or after writing the output: a kill around the output's rename."""
+
+    def store(result) -> None:
+        if write is not None:
+            result.image.save(write)
+        raise _Killed
+
+    return store
+
+
+@pytest.mark.parametrize("written", [False, True], ids=["before-the-output", "after-the-output"])
+def test_a_run_killed_around_its_output_finishes_from_its_checkpoint_without_optimising(
+    written: bool, content_path: Path, style_path: Path, tmp_path: Path
+) -> None:
+    whole = _run(content_path, style_path, FIXED)
+    ckpt, out = tmp_path / "run.resume.pt", tmp_path / "out.png"
+    with pytest.raises(_Killed):
+        _run(content_path, style_path, FIXED, checkpoint=str(ckpt), store=_stop_in_store(out if written else None))
+    assert ckpt.is_file() and out.exists() == written  # the checkpoint outlives the output's rename
+    stored, steps = [], []
+    resumed = _run(
+        content_path,
+        style_path,
+        FIXED,
+        checkpoint=str(ckpt),
+        resume=True,
+        store=stored.append,
+        callback=lambda n, *_: steps.append(n),
+    )
+    assert steps == [] and stored == [resumed] and not ckpt.exists()  # no step taken: the result was in it
+    assert torch.equal(resumed.tensor, whole.tensor) and resumed.steps == whole.steps
+    assert resumed.loss == whole.loss and resumed.scales == whole.scales and resumed.size == whole.size
+
+
+def test_cli_resume_of_a_finished_checkpoint_writes_the_output(content_path: Path, tmp_path: Path, capsys) -> None:
+    out, whole = tmp_path / "out.png", tmp_path / "whole.png"
+    assert run_cli(_cli(content_path, whole), capsys)[0] == 0
+    cfg = replace(FIXED, checkpoint=str(tmp_path / "out.png.resume.pt"))
+    with pytest.raises(_Killed):  # the run as `nst optimize` makes it, killed before the output's rename
+        optimize(content_path, "starry_night", cfg, store=_stop_in_store())
+    code, stdout, _ = run_cli(_cli(content_path, out, "--resume"), capsys)
+    assert code == 0 and json.loads(stdout)["steps"] == 22 and out.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "whole.png"]
+
+
+def test_cli_removes_a_dead_run_s_temporaries_and_reads_the_old_checkpoint_name(
+    content_path: Path, tmp_path: Path, capsys
+) -> None:
+    out, whole = tmp_path / "out.png", tmp_path / "whole.png"
+    dead = 2**22 + 12345  # above the kernel's pid_max default: no such process
+    litter = [tmp_path / f".out.png.resume.pt.{dead}.0123abcd.tmp.pt", tmp_path / f".out.png.{dead}.89abcdef.tmp.png"]
+    for path in litter:
+        path.write_bytes(b"half")
+    optimize(content_path, "starry_night", replace(FIXED, checkpoint=str(tmp_path / "out.resume.pt"), max_time=1e-6))
+    code = run_cli(_cli(content_path, out, "--resume"), capsys)[0]
+    assert code == 0 and not any(p.exists() for p in litter)
+    assert run_cli(_cli(content_path, whole), capsys)[0] == 0
+    assert out.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "whole.png"]
+
+
+def test_two_outputs_of_one_stem_keep_their_own_checkpoints(content_path: Path, tmp_path: Path, capsys) -> None:
+    code, stdout, _ = run_cli(_cli(content_path, tmp_path / "out.jpg", "--max-time", "0.001"), capsys)
+    assert code == 0 and json.loads(stdout)["out_of_time"]
+    assert run_cli(_cli(content_path, tmp_path / "out.png"), capsys)[0] == 0  # a whole run of the other output
+    assert (tmp_path / "out.jpg.resume.pt").is_file()  # the unfinished run's checkpoint is still there
+    code, stdout, _ = run_cli(_cli(content_path, tmp_path / "out.jpg", "--resume"), capsys)
+    assert code == 0 and json.loads(stdout)["steps"] == 22 and not (tmp_path / "out.jpg.resume.pt").exists()

@@ -27,6 +27,7 @@ from nst_core.cli.options import (
     positive_int,
     show_progress,
 )
+from nst_core.files import clean_stale_temporaries
 from nst_core.log import LOG
 from nst_core.optimize.config import OPTIMIZERS, OptimizeConfig
 
@@ -109,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="go on from OUT.resume.pt, the checkpoint a run leaves beside OUT until it finishes",
+        help="go on from OUT.resume.pt (out.png.resume.pt), the checkpoint a run keeps beside OUT until OUT is written",
     )
     p.add_argument(
         "--max-time",
@@ -146,8 +147,26 @@ def preview_path(output: Path) -> Path:
 
 
 def checkpoint_path(output: Path) -> Path:
-    """OUT.resume.pt beside the output: written at every scale's end and every 10 minutes, removed at the end."""
+    """OUT.resume.pt beside the output (``out.png.resume.pt``: the whole name, so ``out.png`` and ``out.jpg`` never
+    share one), written at every scale's end and every 10 minutes, removed once the output is in place."""
+    return output.with_name(f"{output.name}.resume.pt")
+
+
+def legacy_checkpoint_path(output: Path) -> Path:
+    """Where runs before the whole-name checkpoints kept theirs (``out.resume.pt``); --resume still reads it."""
     return output.with_suffix(".resume.pt")
+
+
+def _prepare_checkpoint(output: Path, checkpoint: Path, resume: bool) -> None:
+    """Remove what killed runs left of this output's files; on --resume, take over a checkpoint of the old name."""
+    legacy = legacy_checkpoint_path(output)
+    for name in (output.name, checkpoint.name, legacy.name):
+        clean_stale_temporaries(output.parent, name)
+    if resume and not checkpoint.exists() and legacy.is_file():
+        LOG.info(f"resuming from {legacy} (the old name of {checkpoint.name})")
+        legacy.replace(checkpoint)
+    elif not resume and checkpoint.exists():
+        LOG.warning(f"{checkpoint}: an unfinished run's checkpoint; this run starts afresh (--resume goes on)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,12 +177,12 @@ def run(args: argparse.Namespace) -> int:
     if args.init not in ("content", "noise"):
         open_image(args.init)
     config = config_from_args(args)
-    if not args.resume and Path(config.checkpoint).exists():
-        LOG.warning(f"{config.checkpoint}: an unfinished run's checkpoint; this run starts afresh (--resume goes on)")
-    result = optimize(args.content, args.style, config)
+    _prepare_checkpoint(args.output, Path(config.checkpoint), args.resume)
+    saved: list[Path] = []
+    result = optimize(args.content, args.style, config, store=lambda r: saved.append(save_image(r.image, args.output)))
     if result.out_of_time:
         return _stopped(args, config, result)
-    out = save_image(result.image, args.output)
+    out = saved[0]
     if args.preview:
         preview_path(args.output).unlink(missing_ok=True)  # the output is the final picture
     if args.json:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -110,6 +110,7 @@ def optimize(
     *,
     callback: StepCallback | None = None,
     loss_fn: PerceptualLoss | None = None,
+    store: Callable[[OptimizeResult], object] | None = None,
     **overrides: object,
 ) -> OptimizeResult:
     """Stylize ``content`` with ``styles`` by optimising its pixels; returns an OptimizeResult.
@@ -117,6 +118,9 @@ def optimize(
     ``config`` fields can also be passed as keyword arguments (``optimize(c, s, steps=100,
     loss=LossWeights(style=1e3))``).
     ``loss_fn`` lets callers reuse an already-built PerceptualLoss (its weights must match).
+    ``store`` receives the finished result (`nst optimize` writes its output with it) while the run's checkpoint
+    holds that result, and the checkpoint is removed only once ``store`` returned: a kill before the output is
+    in place loses nothing, and resuming such a checkpoint hands its result to ``store`` without optimising.
     """
     start = time.perf_counter()
     unknown = set(overrides) - {f.name for f in fields(OptimizeConfig)}
@@ -128,10 +132,12 @@ def optimize(
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     images = _Images(_as_pil(content), [_as_pil(s) for s in style_list], _init_image(cfg), device)
-    loss = _build_loss(cfg, loss_fn, device)
-    sizes = _scale_sizes(cfg, images.content, loss.encoder.min_side)
     checkpointer = _checkpointer(cfg, images)
     state = checkpointer.load() if cfg.resume else None
+    if state is not None and "result" in state:  # finished, but its result was not stored yet
+        return _finish(_restored(state["result"]), checkpointer, store)
+    loss = _build_loss(cfg, loss_fn, device)
+    sizes = _scale_sizes(cfg, images.content, loss.encoder.min_side)
     run = Run(cfg, start, callback, _total_steps(cfg, len(sizes)), checkpointer)
     if state is not None:
         run.restore(state)
@@ -158,9 +164,34 @@ def optimize(
         x, unfinished = stop.image, stop.terms
     run.bar.close()
     result = _result(cfg, run, tiled, x, c, targets, images.start(cfg, c), unfinished)
-    if checkpointer is not None and unfinished is None:
-        checkpointer.remove()  # the run is done: its result is returned
+    return result if result.out_of_time else _finish(result, checkpointer, store)
+
+
+def _finish(
+    result: OptimizeResult, checkpointer: OptimizeCheckpointer | None, store: Callable[[OptimizeResult], object] | None
+) -> OptimizeResult:
+    """Hand the finished ``result`` to ``store`` with the checkpoint holding it until then; remove the checkpoint."""
+    if store is not None:
+        if checkpointer is not None:
+            checkpointer.save({"result": _result_state(result)})  # the picture only: a few MB, not the optimizer
+        store(result)
+    if checkpointer is not None:
+        checkpointer.remove()
     return result
+
+
+_RESULT_FIELDS = ("tensor", "loss", "initial_loss", "steps", "seconds", "size", "history", "scales")
+
+
+def _result_state(result: OptimizeResult) -> dict[str, object]:
+    return {name: getattr(result, name) for name in _RESULT_FIELDS}
+
+
+def _restored(state: dict[str, object]) -> OptimizeResult:
+    """The finished result a checkpoint holds (fields checked by `OptimizeCheckpointer.load`)."""
+    values = {name: state[name] for name in _RESULT_FIELDS}
+    values |= {"size": tuple(values["size"]), "history": [tuple(h) for h in values["history"]]}
+    return OptimizeResult(image=_as_pil(values["tensor"]), **values)
 
 
 def _scale_loss(
