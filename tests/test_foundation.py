@@ -140,6 +140,38 @@ def test_the_command_lists_are_the_entry_points() -> None:
     assert listed(infer) == {name for name, module in eps.items() if module.startswith("infer.")}
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--style", "x.jpg", "-o", "run"],
+        ["optimize", "in.jpg", "--style", "starry_night", "-o", "out.png"],
+        ["stylize", "in.jpg", "-m", "starry_night"],
+        ["export", "run", "-o", "m.onnx"],
+        ["models"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_an_unknown_option_is_the_command_s_own_one_line_error(argv: list[str], capsys) -> None:
+    from nst_core.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--bogus", "1"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err == f"nst {argv[0]}: error: unrecognized arguments: --bogus 1\n", err
+
+
+def test_ctrl_c_while_a_command_loads_is_one_line(monkeypatch, capsys) -> None:
+    import nst_core.cli.command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nst_core.cli.command, "build_parser", interrupted)  # as if Ctrl-C came during the imports
+    assert nst_core.cli.command.main(["stylize", "in.jpg", "-m", "starry_night"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "nst stylize: error: interrupted\n"
+
+
 # ------------------------------------------------------------------------------------------------ image idioms
 
 

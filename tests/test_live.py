@@ -101,3 +101,22 @@ def test_no_window_needs_an_output(tiny_onnx: Path, clip: Path, capsys) -> None:
     code, _, err = run_cli(["live", "--model", str(tiny_onnx), "--source", str(clip), "--no-window"], capsys)
     assert code == 2
     one_error_line(err, "--no-window without -o")
+
+
+@pytest.mark.parametrize("moment", ["model-load", "first-frame"])
+def test_ctrl_c_before_the_first_frame_is_one_line_and_no_recording(
+    moment: str, tiny_onnx: Path, clip: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import infer.live.run
+    import infer.stylize.run
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    target = (infer.stylize.run, "load_model") if moment == "model-load" else (infer.live.run.Capture, "frames")
+    monkeypatch.setattr(*target, interrupt)
+    out = tmp_path / "live.mp4"
+    argv = ["live", "--model", str(tiny_onnx), "--source", str(clip), "-o", str(out), "--no-window"]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 130 and stdout == "" and err.strip() == "nst live: error: interrupted", err
+    assert not out.exists() and not leftovers(tmp_path)

@@ -189,6 +189,8 @@ def run_live(
                     result.stopped = stop or "max-frames"
                     break
         except KeyboardInterrupt:  # Ctrl-C is how a run without a window ends: the recording is kept
+            if result.frames == 0:
+                raise  # before the first frame: no empty recording, and the command ends as interrupted
             result.stopped = "interrupt"
         result.seconds = time.perf_counter() - t0
         if writer is not None and result.frames == 0:

@@ -56,6 +56,12 @@ def build_parser(only: str | None = None, package: str | None = None) -> argpars
     return parser
 
 
+def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of the command ``name`` registered in ``parser`` (`build_parser`)."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
 def not_installed(package: str) -> NSTError:
     return NSTError(f"this needs {package}, which is not installed: pip install nst-toolkit (the full install)")
 
@@ -94,12 +100,24 @@ def _max_pixels(limit: int | None) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None, package: str | None = None) -> int:
     """Entry point of `nst`; returns the exit status (also used by `python -m train` / `infer`, whose ``package``
-    limits the commands to its own)."""
+    limits the commands to its own). Ctrl-C at any moment, even while the command's modules load, is one line
+    and status 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        return _main(argv, command, package)
+    except KeyboardInterrupt:  # while the modules load or the arguments are read (the command's own: exit_status)
+        configure("nst" if command is None else f"nst {command}")
+        LOG.error("interrupted")
+        return 130
+
+
+def _main(argv: list[str], command: str | None, package: str | None) -> int:
     # Load only the chosen subcommand (fast start, and a broken optional one can't block the rest).
     parser = build_parser(only=command if command in commands(package) else None, package=package)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the command's own error (`nst train: error: ...`), as for any other bad argument of it
+        subcommand(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     configure(f"nst {args.command}", getattr(args, "quiet", False), getattr(args, "verbose", 0))
 
     def run_command() -> int:
