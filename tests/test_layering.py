@@ -155,3 +155,13 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [])
+
+
+def test_no_package_face_hides_one_of_its_modules() -> None:
+    """A face re-exporting ``main`` from ``pkg/main.py`` makes ``pkg.main`` the function, not the module."""
+    import importlib
+
+    for package in sorted(m for m, p in MODULES.items() if p.name == "__init__.py"):
+        face = importlib.import_module(package)
+        modules = {m.rpartition(".")[2] for m in MODULES if m.rpartition(".")[0] == package}
+        assert not modules & set(getattr(face, "__all__", ())), package
