@@ -156,6 +156,20 @@ def test_onnx_model_whose_input_is_not_an_image(tmp_path: Path, capsys) -> None:
     one_error_line(err, "not an image model", "features")
 
 
+@pytest.mark.parametrize("kind", [TensorProto.INT64, TensorProto.UINT8])
+def test_onnx_model_whose_output_is_not_an_image(kind: int, tmp_path: Path, capsys) -> None:
+    """An image in, integers out (a classifier's labels, a mask): refused when the model opens, not painted."""
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("labels", kind, ["N", 3, "H", "W"])
+    graph = helper.make_graph([helper.make_node("Cast", ["image"], ["labels"], to=kind)], "cast", [x], [y])
+    model = tmp_path / "labels.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    src, out = photo(tmp_path), tmp_path / "out.png"
+    code, stdout, err = run_cli(["stylize", str(src), "--model", str(model), "-o", str(out)], capsys)
+    assert code == 2 and stdout == "" and not out.exists()
+    one_error_line(err, "labels.onnx", "not an image model", "output 'labels' is tensor(")
+
+
 def test_output_folder_that_does_not_exist(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
     src = photo(tmp_path)
     code, _, err = run_cli(

@@ -60,6 +60,10 @@ class FrameOptions:
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
+#: The tensor types an image model's input (the first two) and output may have: the pixels are real numbers.
+FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
+
+
 def is_network_source(model: str | os.PathLike) -> bool:
     """A trained network rather than an ONNX file: a run or checkpoint folder, or a ``.safetensors`` file."""
     path = Path(model)
@@ -155,10 +159,11 @@ class Stylizer:
         inp = inputs[0]
         shape = list(inp.shape)
         channels_ok = len(shape) == 4 and (shape[1] == 3 or not isinstance(shape[1], int))
-        if inp.type not in ("tensor(float)", "tensor(float16)") or not channels_ok:
+        if inp.type not in FLOAT_TYPES[:2] or not channels_ok:
             raise self._not_an_image_model(f"input {inp.name!r} is {inp.type} {fmt_shape(shape)}")
         out = outputs[0] if outputs else None
-        if out is None or len(out.shape) != 4 or (isinstance(out.shape[1], int) and out.shape[1] != 3):
+        out_ok = out is not None and out.type in FLOAT_TYPES and len(out.shape) == 4
+        if not out_ok or (isinstance(out.shape[1], int) and out.shape[1] != 3):
             desc = f"{out.name!r} is {out.type} {fmt_shape(list(out.shape))}" if out is not None else "none"
             raise self._not_an_image_model(f"output {desc}", "an RGB image (batch, 3, height, width)")
         self.input_name: str = inp.name
