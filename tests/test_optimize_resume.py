@@ -206,3 +206,39 @@ def test_two_outputs_of_one_stem_keep_their_own_checkpoints(content_path: Path, 
     assert (tmp_path / "out.jpg.resume.pt").is_file()  # the unfinished run's checkpoint is still there
     code, stdout, _ = run_cli(_cli(content_path, tmp_path / "out.jpg", "--resume"), capsys)
     assert code == 0 and json.loads(stdout)["steps"] == 22 and not (tmp_path / "out.jpg.resume.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "shown"),
+    [
+        (lambda s: {"version": s["version"]}, "fingerprint", "missing"),
+        (lambda s: s | {"fingerprint": 5}, "fingerprint", "5"),
+        (lambda s: {k: s[k] for k in ("version", "fingerprint")}, "step", "missing"),
+        (lambda s: s | {"level": 7}, "level", "7"),
+        (lambda s: s | {"scale": s["scale"] | {"p": torch.zeros(1, 3, 5, 5)}}, "scale.p", "[1, 3, 5, 5]"),
+        (lambda s: s | {"scale": s["scale"] | {"p": torch.zeros(3, 32, 32)}}, "scale.p", "[3, 32, 32]"),
+        (lambda s: s | {"history": [[1, "x"]]}, "history", "[[1, 'x']]"),
+        (lambda s: s | {"scale": s["scale"] | {"best": {"bogus": 1}}}, "scale.best", "{'bogus': 1}"),
+        (lambda s: {k: s[k] for k in ("version", "fingerprint")} | {"result": {}}, "result.tensor", "missing"),
+    ],
+    ids=[
+        "only-version",
+        "fingerprint-int",
+        "no-state",
+        "no-such-scale",
+        "image-shape",
+        "image-rank",
+        "history",
+        "best",
+        "empty-result",
+    ],
+)
+def test_a_hand_edited_checkpoint_is_one_line_naming_the_field(
+    edit, field: str, shown: str, content_path: Path, tmp_path: Path, capsys
+) -> None:
+    out, ckpt = tmp_path / "out.png", tmp_path / "out.png.resume.pt"
+    assert run_cli(_cli(content_path, out, "--max-time", "0.001"), capsys)[0] == 0
+    torch.save(edit(torch.load(ckpt, weights_only=True)), ckpt)
+    code, stdout, err = run_cli(_cli(content_path, out, "--resume"), capsys)
+    assert code == 2 and stdout == "" and not out.exists()
+    one_error_line(err, "out.png.resume.pt", f"field {field!r} is", shown, "drop --resume")

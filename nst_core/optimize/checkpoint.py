@@ -81,6 +81,7 @@ class OptimizeCheckpointer:
             raise NSTError(f"{self.path}: not a readable optimize checkpoint ({type(e).__name__})") from None
         if not isinstance(state, dict) or state.get("version") != VERSION:
             raise NSTError(f"{self.path}: not an optimize checkpoint of this version ({VERSION})")
+        self._check(state)
         differ = _differences(state["fingerprint"], self.fingerprint)
         if differ:
             raise NSTError(f"{self.path}: made by a run with other settings ({differ}); drop --resume to start afresh")
@@ -89,6 +90,99 @@ class OptimizeCheckpointer:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def damaged(self, field: str, value: Any, expected: str) -> NSTError:
+        """The one line for a checkpoint field that is not what this code reads (a damaged or foreign file)."""
+        shown = f"a tensor of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else repr(value)[:60]
+        shown = "missing" if value is _MISSING else shown
+        return NSTError(
+            f"{self.path}: field {field!r} is {shown}, expected {expected} (a damaged or hand-edited checkpoint; "
+            "drop --resume to start afresh)"
+        )
+
+    def _check(self, state: dict[str, Any]) -> None:
+        """Every field the run reads, of the type it reads it as, before any of it is used."""
+        for field, ok, expected in _fields(state):
+            if not ok(_get(state, field)):
+                raise self.damaged(field, _get(state, field), expected)
+
+
+_MISSING = object()
+
+
+def _get(state: dict[str, Any], field: str) -> Any:
+    """``state["a"]["b"]`` for ``"a.b"``; `_MISSING` where a level is absent or not a mapping."""
+    value: Any = state
+    for key in field.split("."):
+        value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+    return value
+
+
+def _image(value: Any) -> bool:
+    return (
+        isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[:2] == (1, 3) and value.is_floating_point()
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _number(v) for k, v in value.items())
+
+
+def _history(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(h, list | tuple) and len(h) == 3 and all(map(_number, h)) for h in value
+    )
+
+
+def _scales(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(s, dict) for s in value)
+
+
+def _fields(state: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(field, test, what it must be) for a finished run's checkpoint or one of a run in progress."""
+    common = [("fingerprint", lambda v: isinstance(v, dict), "the run's settings (a mapping)")]
+    if "result" in state:
+        return [
+            *common,
+            ("result.tensor", _image, "the picture, a float tensor (1, 3, H, W)"),
+            ("result.loss", _numbers, "loss terms (a mapping of numbers)"),
+            ("result.initial_loss", _numbers, "loss terms (a mapping of numbers)"),
+            ("result.steps", _count, "a step count"),
+            ("result.seconds", _number, "seconds"),
+            ("result.size", lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(map(_count, v)), "[w, h]"),
+            ("result.history", _history, "a list of (step, seconds, loss)"),
+            ("result.scales", _scales, "a list of scales"),
+        ]
+    scale = state.get("scale")
+    fields = [
+        *common,
+        ("step", _count, "a step count"),
+        ("elapsed", lambda v: _number(v) and v >= 0, "seconds"),
+        ("level", _count, "a scale number"),
+        ("history", _history, "a list of (step, seconds, loss)"),
+        ("scales", _scales, "a list of scales"),
+        ("image", lambda v: v is None or _image(v), "none or a float tensor (1, 3, H, W)"),
+        ("scale", lambda v: v is None or isinstance(v, dict), "none or the scale in progress (a mapping)"),
+    ]
+    if isinstance(scale, dict):
+        best = ("value", "start", "p", "terms", "norm")
+        fields += [
+            ("scale.p", _image, "the pixels, a float tensor (1, 3, H, W)"),
+            ("scale.best", lambda v: isinstance(v, dict) and set(v) <= set(best), f"a mapping of {', '.join(best)}"),
+            ("scale.first", _count, "a step count"),
+            ("scale.end", _count, "a step count"),
+            ("scale.losses", lambda v: isinstance(v, list) and all(map(_number, v)), "a list of losses"),
+            ("scale.optimizer", lambda v: v is None or isinstance(v, dict), "none or the optimizer's state"),
+        ]
+    return fields
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> str:

@@ -138,6 +138,10 @@ def optimize(
         return _finish(_restored(state["result"]), checkpointer, store)
     loss = _build_loss(cfg, loss_fn, device)
     sizes = _scale_sizes(cfg, images.content, loss.encoder.min_side)
+    if state is not None and state["level"] >= len(sizes):
+        raise checkpointer.damaged(
+            "level", state["level"], f"one of this run's {len(sizes)} scales (0-{len(sizes) - 1})"
+        )
     run = Run(cfg, start, callback, _total_steps(cfg, len(sizes)), checkpointer)
     if state is not None:
         run.restore(state)
@@ -153,6 +157,8 @@ def optimize(
             # popped: the checkpoint's tensors must not outlive their use (L-BFGS drops old history entries)
             saved = state.pop("scale") if state is not None and level == state["level"] else None
             if saved is not None:
+                if saved["p"].shape != c.shape:
+                    raise checkpointer.damaged("scale.p", saved["p"], f"the {side} px scale's shape {list(c.shape)}")
                 x = saved["p"].to(c) / PIXEL_SCALE  # where the scale stood (solve goes on from saved["p"] itself)
             else:
                 x = images.start(cfg, c) if x is None else resize_tensor(x.to(c), tuple(c.shape[-2:])).clamp_(0, 1)
