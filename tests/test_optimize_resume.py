@@ -242,3 +242,30 @@ def test_a_hand_edited_checkpoint_is_one_line_naming_the_field(
     code, stdout, err = run_cli(_cli(content_path, out, "--resume"), capsys)
     assert code == 2 and stdout == "" and not out.exists()
     one_error_line(err, "out.png.resume.pt", f"field {field!r} is", shown, "drop --resume")
+
+
+def test_a_budget_too_small_for_a_later_scale_fails_before_any_work(
+    content_path: Path, style_path: Path, tmp_path: Path
+) -> None:
+    """1.1 GiB plans the 64 px scale but not the 128 px one: the run fails at once, not after the first scale."""
+    steps, ckpt = [], tmp_path / "run.resume.pt"
+    cfg = OptimizeConfig(size=128, scales=2, steps=3, progress=False, max_memory_gb=1.1, checkpoint=str(ckpt))
+    with pytest.raises(NSTError, match=r"image does not fit 1\.0 GiB"):
+        optimize(content_path, style_path, cfg, callback=lambda n, *_: steps.append(n))
+    assert steps == [] and not ckpt.exists()
+
+
+def test_resume_may_plan_the_memory_anew_but_not_the_history(content_path: Path, tmp_path: Path, capsys) -> None:
+    from nst_core.optimize.checkpoint import _differences
+
+    out, whole = tmp_path / "out.png", tmp_path / "whole.png"
+    assert run_cli(_cli(content_path, out, "--max-time", "0.001", "--max-memory", "2"), capsys)[0] == 0
+    assert run_cli(_cli(content_path, out, "--resume", "--max-memory", "3"), capsys)[0] == 0
+    assert run_cli(_cli(content_path, whole, "--max-memory", "2"), capsys)[0] == 0
+    assert out.read_bytes() == whole.read_bytes()
+    saved = {"history": [100, 100], "max_memory_gb": 2.0, "tile": None, "size": 64}
+    assert _differences(saved, saved | {"max_memory_gb": 3.0, "tile": 32}) == ""
+    planned_anew = saved | {"history": [100, 40], "max_memory_gb": 0.5}
+    assert _differences(saved, planned_anew) == "history [100, 100] -> [100, 40]"
+    legacy = {"max_memory_gb": 2.0, "tile": None, "size": 64}  # before the planned history was recorded
+    assert _differences(legacy, legacy | {"history": [100, 100], "max_memory_gb": 3.0}) == "max_memory_gb 2.0 -> 3.0"

@@ -132,12 +132,13 @@ def optimize(
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     images = _Images(_as_pil(content), [_as_pil(s) for s in style_list], _init_image(cfg), device)
-    checkpointer = _checkpointer(cfg, images)
+    sizes = _scale_sizes(cfg, images.content, cfg.loss.min_side())
+    histories = _check_plans(cfg, images, sizes)  # before any work: a budget too small for a scale fails now
+    checkpointer = _checkpointer(cfg, images, histories)
     state = checkpointer.load() if cfg.resume else None
     if state is not None and "result" in state:  # finished, but its result was not stored yet
         return _finish(_restored(state["result"]), checkpointer, store)
     loss = _build_loss(cfg, loss_fn, device)
-    sizes = _scale_sizes(cfg, images.content, loss.encoder.min_side)
     if state is not None and state["level"] >= len(sizes):
         raise checkpointer.damaged(
             "level", state["level"], f"one of this run's {len(sizes)} scales (0-{len(sizes) - 1})"
@@ -209,17 +210,29 @@ def _scale_loss(
     make larger than the content's.
     """
     c = images.content_at(side)
-    styles = images.styles_at(round(side * cfg.style_scale), loss.encoder.min_side)
+    styles = images.styles_at(round(side * cfg.style_scale), cfg.loss.min_side())
     TiledLoss(loss, _plan(cfg, *max((s.shape[-2:] for s in styles), key=math.prod))[0]).set_style(styles, blend)
     tile, history = _plan(cfg, *c.shape[-2:])
     tiled = TiledLoss(loss, tile)
     return c, tiled, tiled.content_targets(c), history
 
 
-def _checkpointer(cfg: OptimizeConfig, images: _Images) -> OptimizeCheckpointer | None:
+def _check_plans(cfg: OptimizeConfig, images: _Images, sizes: list[int]) -> list[int]:
+    """Plan every scale's content and style images within ``cfg.max_memory_gb`` (NSTError if one does not fit,
+    before any work); returns each scale's L-BFGS history length, which the plan sets and the result depends on."""
+    histories = []
+    for side in sizes:
+        style_side = round(side * cfg.style_scale)
+        for style in images.styles:
+            _plan(cfg, *reversed(scaled_size(*style.size, images.style_side(style, style_side, cfg.loss.min_side()))))
+        histories.append(_plan(cfg, *reversed(scaled_size(*images.content.size, side)))[1])
+    return histories
+
+
+def _checkpointer(cfg: OptimizeConfig, images: _Images, histories: list[int]) -> OptimizeCheckpointer | None:
     if cfg.checkpoint is None:
         return None
-    print_ = fingerprint(cfg, images.content, images.styles, images.init)
+    print_ = fingerprint(cfg, images.content, images.styles, images.init) | {"history": histories}
     return OptimizeCheckpointer(cfg.checkpoint, print_, cfg.checkpoint_every)
 
 
@@ -256,8 +269,12 @@ class _Images:
         return self._prepare(self.content, side)
 
     def styles_at(self, side: int, min_side: int) -> list[torch.Tensor]:
-        """Each style with its longer side ``side``, enlarged where its shorter side would be under ``min_side``."""
-        return [self._prepare(s, max(side, math.ceil(min_side * max(s.size) / min(s.size)))) for s in self.styles]
+        return [self._prepare(s, self.style_side(s, side, min_side)) for s in self.styles]
+
+    @staticmethod
+    def style_side(style: Image.Image, side: int, min_side: int) -> int:
+        """A style's longer side at a scale: ``side``, enlarged where its shorter side would be under ``min_side``."""
+        return max(side, math.ceil(min_side * max(style.size) / min(style.size)))
 
     def start(self, cfg: OptimizeConfig, c: torch.Tensor) -> torch.Tensor:
         """The starting point at the size of ``c``: the content, seeded uniform noise, or a given image."""
