@@ -369,3 +369,21 @@ def test_training_photos_over_the_pixel_limit_are_skipped_not_decoded(monkeypatc
     monkeypatch.setitem(image_io._limits, "max_pixels", 1000)
     with pytest.raises(NSTError, match=r"big.png: image is 40x30 = 1,200 pixels, over the limit of 1,000"):
         decode({"bytes": buf.getvalue(), "path": "big.png"}, 32)
+
+
+# ------------------------------------------------------------------ a damaged checkpoint to resume from (issue 29)
+
+
+def test_a_damaged_network_to_resume_from_is_one_line_naming_an_older_intact_checkpoint(
+    tmp_path, style_path, data, capsys
+):
+    run = tmp_path / "run"
+    assert run_cli(_train(style_path, data, run, "--max-steps", "4", "--checkpoint-every", "2"), capsys)[0] == 0
+    steps = sorted((run / "checkpoints").iterdir())
+    assert [p.name for p in steps] == ["step-000000002", "step-000000004"]
+    (steps[1] / "network.safetensors").write_bytes(b"\x01\x00")  # header too small
+    code, stdout, err = run_cli(_train(style_path, data, run, "--max-steps", "6", "--resume"), capsys)
+    assert code == 2 and stdout == ""
+    one_error_line(err, f"{steps[1] / 'network.safetensors'}: cannot read the network", f"--resume {steps[0]}")
+    code, _, _ = run_cli(_train(style_path, data, run, "--max-steps", "6", "--resume", str(steps[0])), capsys)
+    assert code == 0 and (run / "checkpoints" / "step-000000006").is_dir()

@@ -23,6 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import load
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from nst_core.checkpoint_io import CHECKPOINTS_DIR, NETWORK_FILE, checkpoint_dirs, save_network, unwrap
@@ -70,8 +73,6 @@ def check_pickles(ckpt: Path) -> None:
     accelerate unpickles registered objects with ``weights_only=False`` and skips RNG files it cannot read
     without a word; both are caught here, before ``load_state`` runs.
     """
-    from accelerate.utils import load
-
     for f in sorted(ckpt.iterdir()):
         if f.suffix in _PICKLES:
             try:
@@ -107,9 +108,7 @@ class Checkpointer:
         weights.pop(0)
 
     def _load_hook(self, models: list[nn.Module], input_dir: str) -> None:
-        from safetensors.torch import load_file
-
-        unwrap(models[0]).load_state_dict(load_file(str(Path(input_dir) / NETWORK_FILE)))
+        unwrap(models[0]).load_state_dict(_network_weights(Path(input_dir)))
         models.pop(0)
 
     def clean_temporaries(self) -> None:
@@ -189,9 +188,35 @@ class Checkpointer:
         return path
 
     def load(self, ckpt: Path, accelerator: Any) -> None:
-        """Restore network, optimizer, scaler, this process's RNG and the registered training state."""
+        """Restore network, optimizer, scaler, this process's RNG and the registered training state.
+
+        A damaged checkpoint is one line naming it, and the newest older one whose network still reads.
+        """
         try:
             check_pickles(ckpt)
+            _network_weights(ckpt)  # before accelerate touches the run: a damaged network fails here, named
             accelerator.load_state(str(ckpt))
+        except NSTError as e:
+            raise NSTError(f"{e}{self._older_hint(ckpt)}") from None
         except (OSError, RuntimeError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as e:
-            raise NSTError(f"{ckpt}: cannot restore checkpoint ({type(e).__name__}: {first_line(e)[:200]})") from None
+            reason = f"{type(e).__name__}: {first_line(e)[:200]}"
+            raise NSTError(f"{ckpt}: cannot restore checkpoint ({reason}){self._older_hint(ckpt)}") from None
+
+    def _older_hint(self, ckpt: Path) -> str:
+        """Where to resume from instead of the damaged ``ckpt``: the newest older checkpoint whose network reads."""
+        for older in reversed([d for d in checkpoint_dirs(self.run_dir) if d.name < ckpt.name]):
+            try:
+                _network_weights(older)
+            except NSTError:
+                continue
+            return f"; an older checkpoint reads: --resume {older}"
+        return ""
+
+
+def _network_weights(ckpt: Path) -> dict[str, Any]:
+    """The network's weights of checkpoint folder ``ckpt``; NSTError naming the file when it cannot be read."""
+    file = ckpt / NETWORK_FILE
+    try:
+        return load_file(str(file))
+    except (OSError, SafetensorError) as e:
+        raise NSTError(f"{file}: cannot read the network ({type(e).__name__}: {first_line(e)[:200]})") from None
