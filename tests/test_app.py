@@ -7,6 +7,7 @@ through playwright (no browser download) and skips, saying why, when either is m
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -123,6 +124,24 @@ def test_bad_input_is_a_message_and_the_server_goes_on(client, image: Path, tmp_
         )
     out, _ = client.predict(gradio_client.handle_file(image), "tiny.onnx", 1.0, False, 32, api_name="/stylize")
     assert Image.open(out).size == (32, 32)
+
+
+@pytest.mark.parametrize("weight", ["NaN", "Infinity", "-1"])
+def test_a_non_finite_weight_through_the_http_api_is_the_app_s_message(server: str, image: Path, weight: str) -> None:
+    """JSON has no NaN, so gradio_client refuses to send one (httpx: "Out of range float values are not JSON
+    compliant"); a raw request carrying one (Python's JSON reads NaN) gets the app's one line naming the field."""
+    import httpx
+
+    api = server.rstrip("/") + "/gradio_api"
+    with image.open("rb") as f:
+        uploaded = httpx.post(f"{api}/upload", files={"files": f}).json()[0]
+    photo_data = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "photo.png"}
+    file = json.dumps(photo_data)
+    body = f'{{"data": [{file}, [{file}], 2, 64, {weight}, false]}}'
+    headers = {"content-type": "application/json"}
+    event = httpx.post(f"{api}/call/optimize", content=body, headers=headers).json()["event_id"]
+    reply = httpx.get(f"{api}/call/optimize/{event}", timeout=120).text
+    assert "event: error" in reply and "style weight must be a finite number >= 0, got" in reply, reply
 
 
 def test_an_image_over_the_pixel_limit_is_refused_by_name(client, image: Path) -> None:
