@@ -8,12 +8,14 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from nst_core.checkpoint_io import load_network
@@ -387,3 +389,35 @@ def test_a_damaged_network_to_resume_from_is_one_line_naming_an_older_intact_che
     one_error_line(err, f"{steps[1] / 'network.safetensors'}: cannot read the network", f"--resume {steps[0]}")
     code, _, _ = run_cli(_train(style_path, data, run, "--max-steps", "6", "--resume", str(steps[0])), capsys)
     assert code == 0 and (run / "checkpoints" / "step-000000006").is_dir()
+
+
+# ------------------------------------------------------------------ a run folder moved, resumed elsewhere (issue 29)
+
+
+def test_a_run_started_with_relative_paths_resumes_from_another_folder(tmp_path, style_path, data, monkeypatch, capsys):
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    (start / "in").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(style_path, start / "in" / "style.png")
+    shutil.copytree(data, start / "photos")
+    monkeypatch.chdir(start)
+    argv = ["train", "--style", "in/style.png", "--data", "photos", "-o", "run", *FAST, "-q"]
+    assert run_cli([*argv, "--max-steps", "2", "--checkpoint-every", "2"], capsys)[0] == 0
+    saved = yaml.safe_load((start / "run" / "config.yaml").read_text())
+    assert saved["style"] == str(start / "in" / "style.png") and saved["data"] == str(start / "photos")
+    monkeypatch.chdir(elsewhere)
+    resume = ["train", "-o", str(start / "run"), "--resume", "--max-steps", "3", "-q"]
+    assert run_cli(resume, capsys)[0] == 0 and (start / "run" / "checkpoints" / "step-000000003").is_dir()
+
+
+def test_a_relative_path_that_is_not_there_says_where_it_was_looked_for(tmp_path, style_path, data, capsys):
+    code, _, err = run_cli(_train(Path("in/nowhere.png"), data, tmp_path / "run"), capsys)
+    assert code == 2 and not (tmp_path / "run").exists()
+    one_error_line(
+        err,
+        "in/nowhere.png: no such style image (give --style PATH",
+        f"read from the folder nst runs in, {os.getcwd()}",
+    )
+    code, _, err = run_cli(_train(style_path, tmp_path / "gone", tmp_path / "run"), capsys)
+    assert code == 2
+    one_error_line(err, f"{tmp_path / 'gone'}: no such folder (give --data PATH)")

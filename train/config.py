@@ -334,6 +334,21 @@ def build_config(*layers: Mapping[str, Any]) -> TrainConfig:
 
 
 def save_yaml(cfg: TrainConfig, path: str | os.PathLike) -> None:
-    """Write the effective config atomically (a kill never leaves a half-written file)."""
+    """Write the effective config atomically (a kill never leaves a half-written file).
+
+    Paths that exist are written absolute: `--resume` reads them from whatever folder it runs in, and the run
+    folder may have moved (hub dataset and built-in style names stay as they are).
+    """
+    values = cfg.to_dict()
+    for key in PATH_KEYS:
+        value = values.get(key)
+        if isinstance(value, str) and value and os.path.exists(value):
+            values[key] = str(Path(value).resolve())
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+        tmp.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+
+
+def missing_path_hint(value: str, flag: str) -> str:
+    """How to put a path that does not exist right: where a relative one was looked for, and the flag to give."""
+    where = "" if os.path.isabs(value) else f"; a relative path is read from the folder nst runs in, {Path.cwd()}"
+    return f" (give {flag} PATH{where})"

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from nst_core.errors import NSTError, first_line
 from nst_core.image_io import MIN_SIDE, center_crop, check_pixels, open_image, pil_to_tensor, scan_images
 from nst_core.log import LOG
-from train.config import TrainConfig
+from train.config import TrainConfig, missing_path_hint
 
 _HUB_NAME = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
@@ -64,8 +64,9 @@ def _image_column(ds: Any, name: str) -> str:
     raise NSTError(f"{name}: dataset has no image column (columns: {', '.join(features) or 'unknown'})")
 
 
-def open_source(data: str, split: str = "train", streaming: bool = False) -> ImageSource:
-    """Open a local image folder (every image file, recursively) or a hub dataset; NSTError on failure."""
+def open_source(data: str, split: str = "train", streaming: bool = False, flag: str = "--data") -> ImageSource:
+    """Open a local image folder (every image file, recursively) or a hub dataset; NSTError on failure (naming
+    ``flag``, the option that gives ``data``)."""
     import datasets
 
     datasets.logging.set_verbosity_error()
@@ -74,7 +75,7 @@ def open_source(data: str, split: str = "train", streaming: bool = False) -> Ima
     if path.exists():
         return _open_folder(data, path, streaming)
     if not _HUB_NAME.match(data):
-        raise NSTError(f"{data}: no such folder")
+        raise NSTError(f"{data}: no such folder{missing_path_hint(data, flag)}")
     if LOG.isEnabledFor(logging.INFO):  # a hub download shows its progress on stderr (not under -q)
         datasets.enable_progress_bars()
     try:
@@ -82,6 +83,7 @@ def open_source(data: str, split: str = "train", streaming: bool = False) -> Ima
     except Exception as e:
         raise NSTError(
             f"{data}: not a local folder, and loading it as a hub dataset failed ({type(e).__name__}: {first_line(e)})"
+            f"{missing_path_hint(data, flag)}"
         ) from None
     column = _image_column(ds, data)
     ds = ds.cast_column(column, datasets.Image(decode=False))  # we decode, so corrupt files can be skipped

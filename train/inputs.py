@@ -11,9 +11,9 @@ from torch import nn
 
 from nst_core.errors import NSTError
 from nst_core.files import check_output_dir
-from nst_core.image_io import display_name, load_image
+from nst_core.image_io import display_name, load_image, resolve_name
 from train.checkpoint import Checkpointer
-from train.config import TrainConfig
+from train.config import TrainConfig, missing_path_hint
 from train.data import ImageSource, open_source, sample_photos
 from train.teacher import load_teacher
 from train.tracking import check_tracker
@@ -36,6 +36,8 @@ class RunInputs:
 def _load_style(cfg: TrainConfig) -> torch.Tensor:
     """The style image at its training size; a very elongated one may still be too thin for the loss layers."""
     size = cfg.style_size or cfg.image_size
+    if not Path(resolve_name(cfg.style)).exists():  # a built-in style or skimage: name resolves to its file
+        raise NSTError(f"{cfg.style}: no such style image{missing_path_hint(cfg.style, '--style')}")
     style = load_image(cfg.style, size=size)
     h, w = style.shape[-2:]
     if min(h, w) < cfg.loss.min_side():
@@ -75,7 +77,8 @@ def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
         source = open_source(cfg.data, cfg.data_split, cfg.streaming)
     photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
     if cfg.sample_images:  # the data is still proved readable above
-        photos = sample_photos(open_source(cfg.sample_images), cfg.num_samples, cfg.image_size)[0]
+        samples = open_source(cfg.sample_images, flag="--sample-images")
+        photos = sample_photos(samples, cfg.num_samples, cfg.image_size)[0]
     return RunInputs(
         style=style,
         source=source,
