@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -421,3 +423,39 @@ def test_a_relative_path_that_is_not_there_says_where_it_was_looked_for(tmp_path
     code, _, err = run_cli(_train(style_path, tmp_path / "gone", tmp_path / "run"), capsys)
     assert code == 2
     one_error_line(err, f"{tmp_path / 'gone'}: no such folder (give --data PATH)")
+
+
+# ------------------------------------------------------------------ one trainer per run folder (issue 29)
+
+
+def test_a_second_trainer_of_a_run_is_refused_at_once_and_the_first_is_undisturbed(tmp_path, style_path, data, capsys):
+    import socket
+
+    cfg = tiny_train_config(tmp_path / "run", data, style_path, image_size=32, max_steps=4, checkpoint_every=2)
+    solo = run_training(replace(cfg, output=str(tmp_path / "solo")), progress=False, messages=False)
+    second: list[tuple[int, str, float]] = []
+
+    def start_a_second_trainer(step: int, terms: dict) -> None:
+        if step == 3:  # the run folder holds a checkpoint (step 2), as a resumed job would find it
+            argv = ["train", "-o", str(tmp_path / "run"), "--resume", "--lr", "0.01", "-q"]
+            t0 = time.perf_counter()
+            code, _, err = run_cli(argv, capsys)
+            second.append((code, err, time.perf_counter() - t0))
+
+    first = run_training(cfg, on_step=start_a_second_trainer, progress=False, messages=False)
+    ((code, err, seconds),) = second
+    assert code == 2 and seconds < 10
+    one_error_line(err, f"{tmp_path / 'run'}: already being trained by process {os.getpid()} on {socket.gethostname()}")
+    assert first.step == solo.step == 4
+    for a, b in zip(load_network(first.network)[0].parameters(), load_network(solo.network)[0].parameters()):
+        assert torch.equal(a, b)
+    assert not (tmp_path / "run" / ".lock.owner").exists()  # released at the end
+
+
+def test_the_lock_of_a_killed_trainer_is_taken_over_with_a_note(tmp_path, style_path, data, capsys):
+    run = tmp_path / "run"
+    assert run_cli(_train(style_path, data, run, "--max-steps", "2", "--checkpoint-every", "2"), capsys)[0] == 0
+    (run / ".lock.owner").write_text(json.dumps({"pid": _dead_pid(), "host": "this-host"}))  # as a kill leaves it
+    argv = ["train", "-o", str(run), "--resume", "--max-steps", "3"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "taking over the lock of process" in err and "no longer running" in err, err

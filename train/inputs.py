@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from torch import nn
 
 from nst_core.errors import NSTError
@@ -31,6 +33,12 @@ class RunInputs:
     unreadable: list[str]  # files that failed to decode while looking for them
     init_weights: dict[str, torch.Tensor] | None = None  # --init-from's network (not used on --resume)
     teacher: nn.Module | None = None  # --teacher's network, frozen (train.teacher)
+
+
+def process_state() -> PartialState:
+    """This process's place in the run: the process group the Accelerator will use (it reads ACCELERATE_USE_CPU;
+    PartialState alone does not)."""
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 def _load_style(cfg: TrainConfig) -> torch.Tensor:
@@ -68,12 +76,8 @@ def check_inputs(cfg: TrainConfig, resume: str | None) -> RunInputs:
         raise NSTError(
             f"{cfg.output} already holds checkpoints of a run: add --resume to continue it, or choose a new --output"
         )
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    # A hub dataset is downloaded and prepared by the main process first, then read by the others; the process
-    # group is the one the Accelerator will use (it reads ACCELERATE_USE_CPU; PartialState alone does not).
-    with PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).main_process_first():
+    # A hub dataset is downloaded and prepared by the main process first, then read by the others.
+    with process_state().main_process_first():
         source = open_source(cfg.data, cfg.data_split, cfg.streaming)
     photos, unreadable = sample_photos(source, cfg.num_samples, cfg.image_size)
     if cfg.sample_images:  # the data is still proved readable above

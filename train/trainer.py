@@ -35,7 +35,8 @@ from nst_core.transformer import TransformerNet
 from train.checkpoint import step_dir_name
 from train.config import TrainConfig, save_yaml
 from train.data import make_loader
-from train.inputs import RunInputs, check_inputs
+from train.inputs import RunInputs, check_inputs, process_state
+from train.lock import RunLock
 from train.state import TrainingState
 from train.tracking import TRACKER_PROJECT, log_grid, log_with, tracker_config
 
@@ -164,9 +165,17 @@ class Trainer:
     """One run: accelerator, network, loss, optimizer, training state and checkpointer, built once;
     the loop calls `train_step`, `log`, `save_samples` and `save_checkpoint` as their turn comes."""
 
-    def __init__(self, cfg: TrainConfig, inputs: RunInputs, progress: bool = True, messages: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        inputs: RunInputs,
+        progress: bool = True,
+        messages: bool = True,
+        lock: RunLock | None = None,
+    ) -> None:
         self.inputs, self.progress, self.messages = inputs, progress, messages
         self.run_dir, self.checkpointer = inputs.checkpointer.run_dir, inputs.checkpointer
+        self.lock = lock or RunLock(self.run_dir.absolute())  # one trainer per run folder (train.lock)
         self.accelerator, self.cfg = make_accelerator(cfg, self.run_dir)
         cfg = self.cfg  # with the precision and accumulation accelerate settled on
         self.checkpointer.metadata["config"] = cfg.to_dict()
@@ -220,6 +229,8 @@ class Trainer:
         self.note_skipped([n for n in self.inputs.unreadable if n not in self.state.skipped_files])
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not self.lock.held:  # a new run folder: locked as soon as it exists
+                self.lock.acquire()
             for folder in (self.run_dir, self.run_dir / "samples"):  # left by a killed run
                 clean_stale_temporaries(folder)
             self.checkpointer.clean_temporaries()
@@ -408,18 +419,25 @@ def run_training(
     the progress bar on stderr, ``messages``: notes and warnings through the ``nst`` logger (nst_core.log, which
     the `nst` command sends to stderr; stdout is left to --json).
     """
-    inputs = check_inputs(cfg, resume)  # before anything is written
-    run_dir = inputs.checkpointer.run_dir.absolute()
-    created = next((p for p in reversed((run_dir, *run_dir.parents)) if not p.exists()), None)  # by this call
-    trainer = Trainer(cfg, inputs, progress, messages)  # network, VGG loss: still nothing written
-    started = False
+    lock = RunLock(Path(cfg.output).absolute())
+    if process_state().is_main_process and lock.run_dir.is_dir():
+        lock.acquire()  # before a checkpoint is read: a second trainer of the run stops at once
     try:
-        trainer.start()
-        started = True
-        trainer.fit(on_step)
-        return trainer.finish()
+        inputs = check_inputs(cfg, resume)  # before anything is written
+        run_dir = inputs.checkpointer.run_dir.absolute()
+        created = next((p for p in reversed((run_dir, *run_dir.parents)) if not p.exists()), None)  # by this call
+        trainer = Trainer(cfg, inputs, progress, messages, lock=lock)  # network, VGG loss: still nothing written
+        started = False
+        try:
+            trainer.start()
+            started = True
+            trainer.fit(on_step)
+            return trainer.finish()
+        finally:
+            trainer.accelerator.end_training()  # also on an interrupt: trackers flushed and closed
+            _forget_accelerator_state()
+            if created is not None and not started and trainer.main:  # the folders this call made hold nothing
+                lock.release()
+                shutil.rmtree(created, ignore_errors=True)
     finally:
-        trainer.accelerator.end_training()  # also on an interrupt: trackers flushed and closed
-        _forget_accelerator_state()
-        if created is not None and not started and trainer.main:  # the folders this call made hold nothing of use
-            shutil.rmtree(created, ignore_errors=True)
+        lock.release()
