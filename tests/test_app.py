@@ -144,6 +144,29 @@ def test_a_non_finite_weight_through_the_http_api_is_the_app_s_message(server: s
     assert "event: error" in reply and "style weight must be a finite number >= 0, got" in reply, reply
 
 
+def test_a_burst_of_identical_requests_is_answered_in_full(server: str, image: Path) -> None:
+    """20 users at once asking for the same picture: every one gets all of it. (Gradio wrote each result to a cache
+    file named by its content, in place: identical results overwrote one file while it was being sent, and a
+    queue of 16 refused the rest.)"""
+    n = 20
+    clients = [gradio_client.Client(server, verbose=False) for _ in range(n)]
+    start, sizes = threading.Barrier(n), []
+
+    def user(client) -> None:
+        start.wait()
+        out, _ = client.predict(gradio_client.handle_file(image), "tiny.onnx", 1.0, False, 32, api_name="/stylize")
+        with Image.open(out) as picture:
+            picture.load()  # a cut-off download fails here
+            sizes.append(picture.size)
+
+    threads = [threading.Thread(target=user, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sizes == [(32, 32)] * n
+
+
 def test_an_image_over_the_pixel_limit_is_refused_by_name(client, image: Path) -> None:
     from nst_core.image_io import set_max_pixels
 

@@ -16,9 +16,14 @@ import contextlib
 import contextvars
 import math
 import queue
+import shutil
+import tempfile
 import threading
 import time
+import uuid
+import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -26,7 +31,7 @@ from PIL import Image
 
 from infer.app.catalogue import ModelCatalogue
 from nst_core.errors import NSTError
-from nst_core.image_io import open_image
+from nst_core.image_io import open_image, save_image
 from nst_core.log import LOG
 
 #: Longest output side the app accepts: a bound on one job's memory and time on a shared machine.
@@ -38,6 +43,8 @@ MAX_STEPS = 2000
 #: Seconds between two intermediate images of an optimization shown in the page; also the longest a
 #: job's generator goes without yielding (Gradio can only close it, i.e. stop the job, at a yield).
 PREVIEW_EVERY = 0.5
+#: Seconds a stylized picture stays in the app's own folder: Gradio copies it into its cache as the request ends.
+KEEP_RESULTS = 600
 #: A job run by `in_thread`: called with (should_stop, report); its return value is the result.
 Work = Callable[[Callable[[], bool], Callable[[Any], None]], Any]
 
@@ -91,11 +98,32 @@ def check_steps(steps: float | None) -> int:
     return int(steps)
 
 
+class Results:
+    """The stylized pictures handed to Gradio, each a PNG of its own in a folder of the app's, removed once
+    Gradio has long copied it into its cache (`KEEP_RESULTS` seconds), and the folder with the app."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="nst-app-results-"))
+        weakref.finalize(self, shutil.rmtree, self.folder, True)
+
+    def save(self, image: Image.Image) -> Path:
+        self._prune()
+        return save_image(image, self.folder / f"{uuid.uuid4().hex}.png")
+
+    def _prune(self) -> None:
+        old = time.time() - KEEP_RESULTS
+        for f in self.folder.glob("*.png"):
+            with contextlib.suppress(OSError):
+                if f.stat().st_mtime < old:
+                    f.unlink()
+
+
 class Jobs:
     """The three actions over one model catalogue; methods are the event handlers (and the API endpoints)."""
 
     def __init__(self, catalogue: ModelCatalogue) -> None:
         self.catalogue = catalogue
+        self.results = Results()
 
     def style_preview(self, model: str | None) -> str | None:
         """The chosen model's style image (a thumbnail beside the list), None when it is not known."""
@@ -106,8 +134,14 @@ class Jobs:
 
     def stylize(
         self, image: Any, model: str, strength: float, keep_colors: bool, size: float | None
-    ) -> tuple[Image.Image, str]:
-        """One image through the chosen model; the result and its time in ms (model load not counted)."""
+    ) -> tuple[str, str]:
+        """One image through the chosen model; the result's file and its time in ms (model load not counted).
+
+        The result goes back as a file of its own (`Results`), not as a picture for Gradio to encode: Gradio
+        writes an encoded picture to a cache file named by its content, in place, so two requests with the same
+        result overwrote the file while the first was being sent (cut-off downloads under a burst); a file is
+        copied into its cache under a temporary name and renamed.
+        """
         with user_errors():
             content = open_upload(image, "image")
             side = check_side(size)
@@ -118,7 +152,8 @@ class Jobs:
             t0 = time.perf_counter()
             out = stylizer.stylize(content, size=side, preserve_color=bool(keep_colors), strength=float(strength))
             ms = (time.perf_counter() - t0) * 1000
-        return out, f"{ms:.1f} ms · {out.width}x{out.height} px · {stylizer.provider}"
+            file = self.results.save(out)
+        return str(file), f"{ms:.1f} ms · {out.width}x{out.height} px · {stylizer.provider}"
 
     def stylize_frame(self, frame: Any, model: str, strength: float, keep_colors: bool) -> Any:
         """A webcam frame (RGB array) at ``LIVE_SIDE``; a frame that fails is shown as is, the stream goes on."""

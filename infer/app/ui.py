@@ -21,6 +21,11 @@ TITLE = "nst: neural style transfer"
 MAX_FILE_SIZE = "50mb"
 #: Gradio's own checks (choices, image decoding) are skipped: the handlers check and name problems themselves.
 RAW = {"preprocess": False}
+#: Requests the server holds waiting, over all buttons: a burst of users is queued (the page shows each its place
+#: and estimated wait), and beyond this many Gradio refuses a request at once ("Queue is full. Max size is 100")
+#: rather than let waits grow without bound. Measured on 2 CPU cores (benchmarks/README.md): bursts of 20, 50
+#: and 100 `/stylize` requests at 256 px with a `_fast` network were all answered, the last after 19 s.
+QUEUE_SIZE = 100
 #: Compare and Optimize share one slot: one long job at a time on the whole server, whoever starts it.
 LONG_JOB = {"concurrency_id": "long-job", "concurrency_limit": 1}
 #: A Stop button: cancels its tab's run and says so at once (outside the queue, not an API endpoint).
@@ -141,7 +146,7 @@ def build_app(models: Path | None = None) -> gr.Blocks:
             _compare_tab(catalogue, jobs)
         with gr.Tab("Optimize"):
             _optimize_tab(jobs)
-    demo.queue(default_concurrency_limit=1, max_size=16)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
 
 
