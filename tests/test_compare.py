@@ -199,6 +199,33 @@ def test_python_api_with_a_pytorch_network_and_a_foreign_style(trained: Path, tm
     assert saved["model_info"]["trained_with"] == rep.metric.trained_with.to_dict()
 
 
+def test_the_optimizer_s_start_is_recorded_and_changes_the_baseline(onnx_model: Path, tmp_path: Path) -> None:
+    """From noise (Johnson et al.'s protocol) the optimizer starts far above where it starts from the photo, and
+    every place a figure is read says which start it used."""
+    runs = {
+        init: compare(
+            [skimage_photo("astronaut.png")],
+            "skimage:coffee",
+            onnx_model,
+            steps="3",
+            size=32,
+            repeats=1,
+            init=init,
+            progress=False,
+        )
+        for init in ("content", "noise")
+    }
+    first = {init: rep.images[0].curve[0][2] for init, rep in runs.items()}  # step 1 scores the starting image
+    assert first["noise"] > 1.2 * first["content"]  # measured: 1.10e9 vs 7.17e8 (astronaut x coffee, 32 px)
+    rep = runs["noise"]
+    assert rep.start == "noise" and rep.summary()["start"] == "noise"
+    assert rep.answer().startswith("Starting from uniform noise")
+    assert runs["content"].answer().startswith("Starting from the content photo")
+    written = write_report(rep, tmp_path / "report", thumb_size=40)
+    assert json.loads(written["json"].read_text())["start"]["init"] == "noise"
+    assert "starts from uniform noise in [0, 1)" in written["markdown"].read_text()
+
+
 def test_should_stop_ends_the_run_within_one_step(onnx_model: Path) -> None:
     """The web app's Stop: once ``should_stop`` says yes, compare raises Stopped at that step, not 50 steps on."""
     asked: list[tuple[int, int]] = []
@@ -356,6 +383,7 @@ def test_flags_become_one_config() -> None:
     assert cfg.steps == [50, 100] and cfg.metric == LossWeights(content=2, style_layer_weights=(1, 2, 3, 4, 5))
     assert config_from_args(_args()).metric == CompareConfig().metric == LossWeights()
     assert config_from_args(_args("--metric", "model", "--content-weight", "2")).metric == MODEL_METRIC
+    assert config_from_args(_args()).init == "content" and config_from_args(_args("--init", "noise")).init == "noise"
     assert _args("--thumb-size", "99").thumb_size == 99
 
 
@@ -370,14 +398,15 @@ def test_flags_become_one_config() -> None:
         (["--style-weight", "nan"], "finite"),
         (["--style-layer-weights", "1,inf,1,1,1"], "finite"),
         (["--max-pixels", "0"], "> 0"),
+        (["--init", "gauss"], "invalid choice: 'gauss'"),
     ],
 )
 def test_rejected_flags(flags: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", "a.jpg", "-s", "b.jpg", "-m", "m.onnx", "-o", "r", *flags])
     assert exit_info.value.code == 2
-    (line,) = capsys.readouterr().err.strip().splitlines()  # unknown flags are the top parser's: "nst: error"
-    assert line.startswith("nst") and needle in line
+    (line,) = capsys.readouterr().err.strip().splitlines()  # every flag error is the command's own line
+    assert line.startswith("nst compare: error: ") and needle in line
 
 
 @pytest.mark.parametrize("case", ["file", "no_parent", "bad_layer", "bad_layer_weights"])

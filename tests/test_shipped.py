@@ -130,6 +130,7 @@ def test_card_and_sample_are_written(shipped_tiny: tuple[Path, Path]) -> None:
         assert fact in card, fact
     assert "12 (24 images seen)" in card and "## Fast vs iterative" in card and "| 64 px | 2 |" in card
     assert "| hardware | a test CPU + another CPU |" in card  # each stage's machine, in stage order
+    assert "| the content photo |" in card  # the compare report's start, as `nst compare` recorded it
     assert "tiny_style.jpg" in card and Image.open(docs / "tiny_style.jpg").width > 64
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from infer.compare.config import STARTS
 from infer.export.format import config_summary
 from infer.models import shipped
 from nst_core.builtin_styles import STYLES_DIR, builtin_style_path
@@ -217,7 +218,9 @@ def read_compare(folder: Path) -> dict[str, Any]:
     photos = [{"name": im["name"], "iterations": im["iterations"] if im["reached"] else None} for im in per_image]
     iterations = [p["iterations"] for p in photos]
     median = shipped.median_text(iterations, max(steps))
-    return {"size": size, "photos": photos, "max_steps": max(steps), "median": median, "machine": _machine(report)}
+    start = report.get("start", {}).get("init", "content")  # reports before version 3 started from the photo
+    figures = {"size": size, "photos": photos, "max_steps": max(steps), "median": median}
+    return figures | {"machine": _machine(report), "start": start}
 
 
 def _machine(report: Mapping[str, Any]) -> str:
@@ -335,13 +338,15 @@ def compare_section(model: shipped.ShippedModel) -> list[str]:
         "on photos not used in training (`>N`: not within N).",
         "",
     ]
-    lines += [_row("size", "photos", "iterations per photo", "median", "machine"), "|---:|---|---|---:|---|"]
+    header = _row("size", "photos", "iterations per photo", "median", "machine", "optimizer's start")
+    lines += [header, "|---:|---|---|---:|---|---|"]
     for size, c in sorted(model.compare.items(), key=lambda kv: int(kv[0])):
         per = ", ".join(
             f"{p['name']} {p['iterations'] if p['iterations'] is not None else '>' + str(c['max_steps'])}"
             for p in c["photos"]
         )
-        lines.append(_row(f"{size} px", len(c["photos"]), per, c["median"], c.get("machine", "-")))
+        start = STARTS[c.get("start", "content")]  # figures shipped before the start was recorded: the photo
+        lines.append(_row(f"{size} px", len(c["photos"]), per, c["median"], c.get("machine", "-"), start))
     return [*lines, ""]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from infer.compare.config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, CompareConfig
+from infer.compare.config import DEFAULT_STEPS, DEFAULT_THUMB_SIZE, MODEL_METRIC, STARTS, CompareConfig
 from nst_core.builtin_styles import style_help
 from nst_core.cli.options import (
     LOSS_OPTIONS,
@@ -35,6 +35,8 @@ EXAMPLES = (
     "--steps 50,100,300,500",
     "nst compare tubingen.jpg golden_gate.jpg --style candy.jpg --model candy.onnx -o report --size 256 "
     "--steps 50,100,200,300 --metric model",
+    "nst compare photo.jpg --style starry_night --model starry_night -o report/ --size 256 --init noise "
+    "--metric model  # Johnson et al.'s protocol: L-BFGS from noise",
 )
 
 
@@ -57,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated iterative step counts (one run to the largest, snapshots at each)",
     )
     p.add_argument("--size", type=positive_int, default=_D.size, help="longer side of every output in pixels")
+    p.add_argument(
+        "--init",
+        choices=list(STARTS),
+        default=_D.init,
+        help="the optimizer's starting image: the content photo (the stricter baseline) or noise, as Johnson et al. "
+        "measured their networks; the report, grid and --json say which",
+    )
     p.add_argument("--repeats", type=positive_int, default=_D.repeats, help="timed fast inferences per image (median)")
     p.add_argument(
         "--thumb-size", type=positive_int, default=DEFAULT_THUMB_SIZE, help="longer side of the grid's thumbnails"
@@ -92,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
         size=args.size,
         repeats=args.repeats,
         metric=metric,
+        init=args.init,
         device=args.device,
         vgg_weights=args.vgg_weights,
         progress=show_progress(args),

@@ -12,6 +12,12 @@ from nst_core.losses.weights import LossWeights
 DEFAULT_STEPS = (50, 100, 300, 500)
 DEFAULT_THUMB_SIZE = 256  # longer side of the grid's thumbnails
 MODEL_METRIC = "model"  # score with the loss the model was trained with, read from its metadata
+#: Where the optimizer starts, as reports say it. The photo is the stricter baseline (its content term is 0 at the
+#: first step); Johnson et al. (2016, Fig. 5) started L-BFGS from noise (Gaussian; ours: `nst optimize --init noise`).
+STARTS = {
+    "content": "the content photo",
+    "noise": "uniform noise in [0, 1) (nst optimize --init noise, seed 0)",
+}
 
 
 def parse_steps(text: str | Sequence[int]) -> list[int]:
@@ -43,6 +49,7 @@ class CompareConfig:
     size: int = 512  # longer side of every output in pixels
     repeats: int = 3  # timed fast inferences per image (median)
     metric: LossWeights | Literal["model"] = field(default_factory=LossWeights)
+    init: Literal["content", "noise"] = "content"  # the optimizer's starting image (STARTS)
     device: str = "auto"
     vgg_weights: str = "caffe"
     progress: bool = True
@@ -52,6 +59,8 @@ class CompareConfig:
         for name in ("size", "repeats"):
             if getattr(self, name) <= 0:
                 raise NSTError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.init not in STARTS:
+            raise NSTError(f"init must be one of {', '.join(STARTS)}, got {self.init!r}")
         if self.metric != MODEL_METRIC and not isinstance(self.metric, LossWeights):
             raise NSTError(f"metric must be a LossWeights or {MODEL_METRIC!r}, got {self.metric!r}")
 

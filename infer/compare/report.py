@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from infer.compare.config import DEFAULT_THUMB_SIZE
+from infer.compare.config import DEFAULT_THUMB_SIZE, STARTS
 from infer.compare.results import FILES, CompareReport, fmt_seconds
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path, check_output_folder, clean_stale_temporaries
@@ -84,7 +84,7 @@ def make_grid(report: CompareReport, thumb_size: int = DEFAULT_THUMB_SIZE) -> Im
             (im.fast.image, f"fast  {fmt_seconds(im.fast.seconds)}", f"loss {im.fast.loss.total:.4g}"),
         ]
         cells += [
-            (it.image, f"iterative {it.steps}  {fmt_seconds(it.seconds)}", f"loss {it.loss.total:.4g}")
+            (it.image, f"iterative {it.steps}  {fmt_seconds(it.seconds)}", f"from {report.start}: {it.loss.total:.4g}")
             for it in im.iterative
         ]
         for col, (img, top, bottom) in enumerate(cells):
@@ -146,7 +146,9 @@ def plot_loss_vs_time(report: CompareReport, path: str | os.PathLike) -> Path:
     ax.set_xlabel("seconds per image (log)")
     ax.set_ylabel("metric loss: content + style (log)")
     ax.set_title(
-        f"Fast vs iterative at {report.size} px (dashed: fast network's loss; dotted: iterative reaches it)", fontsize=9
+        f"Fast vs iterative from {report.start} at {report.size} px (dashed: fast network's loss; dotted: iterative "
+        "reaches it)",
+        fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="best")
@@ -208,8 +210,9 @@ def markdown(report: CompareReport) -> str:
         f"Machine: {describe(report.machine)}.",
         "",
         f"Metric ({m.source}): VGG19 ({m.vgg_weights}), {loss_text(m.loss)}, TV 0; "
-        "the iterative method (L-BFGS, content init, one scale) minimises this same loss; its step k is the image "
-        "`nst optimize --steps k` writes (step 1 is the starting image), every image scored as saved (8-bit). "
+        f"the iterative method (L-BFGS, one scale) starts from {STARTS[report.start]} and minimises this same "
+        "loss; its step k is the image `nst optimize --steps k` writes (step 1 is the starting image), every image "
+        "scored as saved (8-bit). "
         "Seconds are per image, excluding model load "
         f"({fmt_seconds(load['fast_model'])} fast model, {fmt_seconds(load['vgg'])} VGG) and warm-up.",
         "",

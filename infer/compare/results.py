@@ -14,9 +14,10 @@ from typing import Any
 
 from PIL import Image
 
+from infer.compare.config import STARTS
 from nst_core.losses.weights import LossWeights
 
-REPORT_VERSION = 2  # 2: the metric and the training loss as `loss` sections (LossWeights.to_dict())
+REPORT_VERSION = 3  # 2: the metric and the training loss as `loss` sections; 3: the optimizer's start recorded
 FILES = {"grid": "grid.png", "plot": "loss_vs_time.png", "json": "report.json", "markdown": "report.md"}
 
 
@@ -177,7 +178,7 @@ class MetricSpec:
             "vgg": "vgg19",
             "vgg_weights": self.vgg_weights,
             "loss": self.loss.to_dict(),
-            "note": "iterative = L-BFGS (nst optimize, 1 scale, content init) minimising this same metric",
+            "note": "iterative = L-BFGS (nst optimize, 1 scale) minimising this same metric, from the report's start",
         }
 
 
@@ -189,6 +190,7 @@ class CompareReport:
     model: str
     size: int
     steps: list[int]
+    start: str  # the optimizer's starting image: a key of STARTS
     metric: MetricSpec
     model_info: dict[str, Any]  # FastModel.info()
     load_seconds: dict[str, float]
@@ -204,10 +206,11 @@ class CompareReport:
         hit = [r for r in reaches if r.reached]
         fast = statistics.median(r.fast_seconds for r in reaches)
         n = len(reaches)
+        start = f"Starting from {STARTS[self.start]}, "
         if not hit:
             return (
-                f"Within {self.steps[-1]} iterations the iterative method never reaches the fast network's loss "
-                f"on any of the {n} image(s) at {self.size} px; the fast network takes "
+                f"{start}within {self.steps[-1]} iterations the iterative method never reaches the fast network's "
+                f"loss on any of the {n} image(s) at {self.size} px; the fast network takes "
                 f"{fmt_seconds(fast)} per image."
             )
         its = statistics.median(r.iterations for r in hit)
@@ -215,7 +218,7 @@ class CompareReport:
         which = "every image" if len(hit) == n else f"{len(hit)} of {n} images"
         medians = " (medians)" if len(hit) > 1 else ""
         return (
-            f"At {self.size} px the iterative method reaches the fast network's loss on {which} after "
+            f"{start}at {self.size} px the iterative method reaches the fast network's loss on {which} after "
             f"{plural(its, 'iteration')} and {fmt_seconds(secs)}{medians}; the fast network takes "
             f"{fmt_seconds(fast)} per image: a {secs / fast:,.0f}x speed-up."
         )
@@ -227,6 +230,7 @@ class CompareReport:
             "images": len(self.images),
             "size": self.size,
             "steps": self.steps,
+            "start": self.start,
             "style": self.style,
             "model": self.model,
             "device": self.machine.get("device"),
@@ -257,6 +261,7 @@ class CompareReport:
             "model": self.model,
             "size": self.size,
             "steps": self.steps,
+            "start": {"init": self.start, "image": STARTS[self.start]},
             "metric": self.metric.to_dict(),
             "model_info": {
                 **self.model_info,

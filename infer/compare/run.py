@@ -6,8 +6,9 @@ does the per-image optimizer reach the loss the feed-forward network gets in one
 Both methods stylize the same content images at the same size and every output is scored by one
 fixed metric: a `PerceptualLoss` (same VGG, layers and layer weights for all, TV weight 0), its
 style Gram target computed once, each output scored against its own content, always as the 8-bit
-image that would be saved. The iterative method (`nst optimize`: L-BFGS, content init, one scale)
-minimises that same loss, so the comparison is on its home ground. One run per image goes to the
+image that would be saved. The iterative method (`nst optimize`: L-BFGS, one scale, starting from the photo
+or, as Johnson et al. did, from noise: `CompareConfig.init`) minimises that same loss, so the comparison is on
+its home ground. One run per image goes to the
 largest step count; the image after every step is scored (the loss curve), and kept at each
 requested count, so "300 steps" is the 300-step point of that run, the image `nst optimize --steps
 300` writes. Steps count VGG evaluations as in `nst optimize`: step 1 scores the starting image.
@@ -166,6 +167,7 @@ class _Runner:
             steps=cfg.max_steps,
             loss=metric.weights,
             scales=1,
+            init=cfg.init,
             device=str(metric.device),
             vgg_weights=cfg.vgg_weights,
             progress=False,
@@ -303,6 +305,7 @@ def compare(
         model=str(model),
         size=cfg.size,
         steps=list(cfg.steps),
+        start=cfg.init,
         metric=spec,
         model_info=net.info(),
         load_seconds={"fast_model": float(net.load_seconds), "vgg": metric.load_seconds},
