@@ -9,6 +9,9 @@ with string metadata ``{"variant", "width", "res_blocks", "bottleneck", "layout"
 * a ``.safetensors`` file;
 * a checkpoint folder holding ``network.safetensors`` (``RUN/checkpoints/step-000001000/``);
 * a run folder: its final ``network.safetensors``, else its latest ``checkpoints/step-*``.
+
+``load_onnx_network`` reads a network back out of an ``.onnx`` file that `nst export` wrote (a shipped model):
+its weights are the ONNX initializers, named as in the state dict.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch import nn
 
 from nst_core.errors import NSTError, first_line
 from nst_core.files import atomic_path
-from nst_core.transformer import LAYOUTS, NetworkSpec, TransformerNet
+from nst_core.transformer import LAYOUTS, NetworkSpec, TransformerNet, variant_spec
 
 NETWORK_FILE = "network.safetensors"
 CHECKPOINTS_DIR = "checkpoints"
@@ -124,6 +127,51 @@ def _spec_from_state(state: Mapping[str, torch.Tensor], metadata: Mapping[str, s
     found = NetworkSpec(int(width), len(blocks), int(trunk), LAYOUTS[shuffle])  # the spec spells 4 * width as 0
     given = {f.name: type(f.default)(metadata[f.name]) for f in fields(NetworkSpec) if f.name in metadata}
     return replace(found, **given)
+
+
+def _unphase(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kxk convolution an exported output layer holds as a strided (k+1)x(k+1) one with 4x the outputs
+    (`infer.export.graph.PhaseConv`, which builds phase (a, b) as the kernel shifted by (a, b)): phase (0, 0)."""
+    cout4, cin, k1, _ = weight.shape
+    return weight.reshape(cout4 // 4, 2, 2, cin, k1, k1)[:, 0, 0, :, : k1 - 1, : k1 - 1], bias[::4]
+
+
+def load_onnx_network(path: str | os.PathLike) -> tuple[TransformerNet, dict[str, str]]:
+    """The TransformerNet inside an `nst export` ONNX file (eval mode, float32), and its ``nst.*`` metadata; NSTError
+    when the file holds no such network (a model from elsewhere)."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # onnx raises DecodeError and friends for a file that is not ONNX
+        raise NSTError(f"{path}: cannot read it as ONNX ({type(e).__name__})") from None
+    metadata = {p.key: p.value for p in model.metadata_props}
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).astype("float32")) for i in model.graph.initializer}
+    try:
+        given = {
+            f.name: type(f.default)(metadata[f"nst.{f.name}"])
+            for f in fields(NetworkSpec)
+            if f"nst.{f.name}" in metadata
+        }
+        spec = replace(variant_spec(metadata["nst.variant"]), **given)  # older files name the variant's fields only
+        net = TransformerNet(**asdict(spec))
+        state = {}
+        for key in net.state_dict():
+            if key in weights:
+                state[key] = weights[key]
+                continue
+            layer = key.rpartition(".")[0]  # decoder.L.1.weight, exported as decoder.L.0.conv.weight (phased)
+            phased = f"{layer.rpartition('.')[0]}.0.conv"
+            state[f"{layer}.weight"], state[f"{layer}.bias"] = _unphase(
+                weights[f"{phased}.weight"], weights[f"{phased}.bias"]
+            )
+        net.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise NSTError(
+            f"{path}: not a network exported by `nst export` ({type(e).__name__}: {first_line(e)})"
+        ) from None
+    return net.eval(), metadata
 
 
 def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, str]]:

@@ -288,3 +288,37 @@ def test_int8_with_the_default_exporter_and_a_relative_path(tmp_path: Path, monk
     res = export_onnx(tiny_net(), Path("m.onnx"), int8=True)
     assert res.exporter == "dynamo" and res.int8 is not None and res.int8.mean_abs_error < 0.05
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx"]
+
+
+@pytest.mark.parametrize("variant", ["standard", "small", "fast"])
+def test_an_exported_network_reads_back_as_the_same_weights(variant: str, tmp_path: Path) -> None:
+    """`load_onnx_network` (what `nst train --init-from model.onnx` starts from) undoes the export's output-layer
+    rewrite (PhaseConv) exactly: every weight comes back, and the network computes what the ONNX file does."""
+    from nst_core.checkpoint_io import load_onnx_network
+
+    torch.manual_seed(0)
+    net = TransformerNet.from_variant(variant).eval()
+    with torch.no_grad():  # as after training: no two tensors alike (the exporter shares identical constants)
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = export_onnx(net, tmp_path / f"{variant}.onnx").path
+    back, meta = load_onnx_network(path)
+    assert back.variant == variant and meta["nst.variant"] == variant
+    original, restored = net.state_dict(), back.state_dict()
+    assert original.keys() == restored.keys()
+    assert all(torch.equal(original[k], restored[k]) for k in original)
+    x = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        assert np.abs(back(x).numpy() - Stylizer(path).run_array(x.numpy())).max() < 1e-5
+
+
+def test_a_file_that_holds_no_network_is_one_line(tmp_path: Path) -> None:
+    from nst_core.checkpoint_io import load_onnx_network
+    from nst_core.errors import NSTError
+    from tests.test_stylize import identity_model
+
+    with pytest.raises(NSTError, match="not a network exported by `nst export`"):
+        load_onnx_network(identity_model(tmp_path / "identity.onnx"))
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(NSTError, match=r"junk\.onnx: cannot read it as ONNX"):
+        load_onnx_network(tmp_path / "junk.onnx")

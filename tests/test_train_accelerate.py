@@ -133,6 +133,7 @@ def test_checkpoint_folder_is_accelerates_state_with_the_network_for_export(tmp_
         assert f.metadata()["step"] == "2" and f.metadata()["variant"] == "small"
     state = _state(ckpt)
     assert state.pop("seconds") > 0  # the training time so far
+    assert state.pop("progress") == 1.0  # the schedule's end: 2 of 2 steps
     assert state == {"step": 2, "position": 4, "skipped": 0, "skipped_files": [], "stream_positions": []}
     for name in ("optimizer.bin", "random_states_0.pkl"):  # torch's restricted loader (numpy's RNG allowed)
         load(ckpt / name, weights_only=True)

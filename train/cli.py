@@ -29,7 +29,9 @@ from nst_core.cli.options import (
 )
 from nst_core.log import LOG
 from train.config import (
+    LR_SCHEDULES,
     MIXED_PRECISION,
+    STYLE_WEIGHT_RULES,
     TRACKERS,
     VARIANTS,
     Settings,
@@ -52,6 +54,7 @@ DESCRIPTION = (
 )
 EXAMPLES = (
     "nst train --style starry_night --data photos/ -o runs/starry  # a built-in style, any image folder",
+    "nst train -c cpu --style my_painting.jpg --data photos/ -o runs/mine  # your own style on a laptop: 30 minutes",
     "nst train -c great_wave --data coco_2014_train_folder/ -o runs/wave --mixed-precision bf16  # a shipped config",
     "nst train --style s.jpg --data detection-datasets/coco --streaming -o runs/s  # a datasets hub name",
     "accelerate launch -m train -c configs/udnie.yaml --data /data/coco -o runs/udnie  # multi-GPU",
@@ -101,8 +104,9 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ("--variant", "network size", {"choices": VARIANTS}),
         (
             "--init-from",
-            "start from a trained network of the same variant (run folder, checkpoint or .safetensors) instead of "
-            "random weights: a new style fine-tuned from a trained one learns faster",
+            "start from a trained network of the same variant (run folder, checkpoint, .safetensors, an exported "
+            ".onnx or a shipped model's name) instead of random weights: a new style fine-tuned from a trained one "
+            "learns faster",
             {"metavar": "NETWORK"},
         ),
         (
@@ -113,6 +117,16 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ),
         ("--image-size", "training crop size in pixels", {"type": positive_int}),
         (
+            "--first-crop-size",
+            "smaller crops (scaled down from --image-size ones) for a cheaper first stage, in pixels",
+            {"type": positive_int},
+        ),
+        (
+            "--first-crop-until",
+            "the first stage's end, a fraction of the run (of its steps, or of --max-time)",
+            {"type": number(float, 0, 1, low_open=True, high_open=True)},
+        ),
+        (
             "--crop-scale",
             "random crop area range MIN,MAX, fractions of the shorter side squared, each in (0, 1]",
             {"type": list_of(number(float, 0, 1, low_open=True), 2)},
@@ -120,14 +134,26 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ("--batch-size", "images per batch (per process)", {"type": positive_int}),
         ("--num-workers", "DataLoader worker processes", {"type": nonneg_int}),
         ("--style-size", "longer side of the style image (default: the image size)", {"type": positive_int}),
+        (
+            "--style-weight-rule",
+            "fixed: the style weight as given; energy: scaled by starry_night's Gram energy over the painting's, so "
+            "that a painting of soft contrast is not learnt paler than one of bold texture",
+            {"choices": STYLE_WEIGHT_RULES},
+        ),
     ),
     "optimisation": (
         ("--lr", "Adam learning rate", {"type": positive_float}),
+        (
+            "--lr-schedule",
+            "constant, or down to 0 at the run's end (its last step, or the --max-time deadline)",
+            {"choices": LR_SCHEDULES},
+        ),
         ("--epochs", "passes over the data (when --max-steps is not given)", {"type": positive_float}),
         ("--max-steps", "optimizer steps (overrides --epochs)", {"type": positive_int}),
         (
             "--max-time",
-            "stop after this much training in this session (90, 90s, 30m, 2h), with a checkpoint: --resume goes on",
+            "stop after this much training in this session (90, 90s, 30m, 2h), with a checkpoint: --resume goes on; "
+            "with a decaying --lr-schedule, its decay ends at this deadline",
             {"metavar": "SECONDS"},
         ),
         ("--grad-accum", "gradient accumulation steps (default: accelerate's, else 1)", {"type": positive_int}),

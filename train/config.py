@@ -30,6 +30,11 @@ PATH_KEYS = ("style", "data", "output", "sample_images", "init_from", "teacher")
 #: TransformerNet variants (nst_core.transformer.VARIANTS, which imports torch; a test keeps them equal).
 VARIANTS = ("standard", "small", "fast")
 MIXED_PRECISION = ("no", "bf16", "fp16")
+#: constant: Johnson et al.'s Adam at one rate; cosine / linear: from ``lr`` to 0 at the run's end (train.schedule).
+LR_SCHEDULES = ("constant", "cosine", "linear")
+#: fixed: loss.style as given; energy: loss.style times starry_night's Gram energy over the painting's
+#: (nst_core.losses.calibrate), resolved when a run starts (config.yaml then holds the weight used, and `fixed`).
+STYLE_WEIGHT_RULES = ("fixed", "energy")
 #: accelerate's trackers (accelerate.utils.LoggerType; a test keeps them equal) and their pip packages;
 #: `all`: every one installed, `none`: no tracker.
 TRACKER_PACKAGES = {
@@ -74,10 +79,14 @@ class TrainConfig:
     streaming: bool = False  # stream a hub dataset instead of downloading it
     # network
     variant: str = "standard"  # TransformerNet variant: standard (Johnson), small or fast
-    init_from: str | None = None  # start from a trained network (run folder, checkpoint, .safetensors) of this variant
+    init_from: str | None = (
+        None  # a trained network to start from (run, .safetensors, .onnx, shipped name)
+    )
     teacher: str | None = None  # a trained network (any variant) to imitate: pixel L1 to its output, no VGG loss
     # data
     image_size: int = 256  # training crops are image_size x image_size
+    first_crop_size: int | None = None  # smaller crops in a first stage (128 px cost a quarter); None: one stage
+    first_crop_until: float = 0.3  # the first stage's end, as a fraction of the run (steps, or --max-time)
     crop_scale: tuple[float, float] = (0.6, 1.0)  # crop area, as a fraction of the shorter side squared
     batch_size: int = 4  # per process
     num_workers: int = 2  # DataLoader workers decoding images
@@ -85,11 +94,14 @@ class TrainConfig:
     vgg_weights: str = "caffe"  # caffe | torchvision | path of a VGG19 state dict
     loss: LossWeights = field(default_factory=train_loss)
     style_size: int | None = None  # longer side of the style image; None: image_size
+    style_weight_rule: str = "fixed"  # fixed, or energy: scaled so that no painting is learnt paler than another
     # optimisation
     lr: float = 1e-3  # Adam, betas (0.9, 0.999), as in Johnson et al.
+    lr_schedule: str = "constant"  # constant (Johnson et al.), cosine or linear: down to 0 at the run's end
     epochs: float = 2.0  # used when max_steps is not set
     max_steps: int | None = None  # optimizer steps; overrides epochs
-    max_time: float | None = None  # seconds of training in this session (90, "30m", "2h"), then checkpoint and stop
+    max_time: float | None = None  # seconds of training in this session (90, "30m", "2h"), then checkpoint and stop;
+    # with a decaying lr_schedule also where the decay ends
     grad_accum: int | None = None  # None: accelerate's (accelerate config / launch), else 1
     mixed_precision: str | None = None  # no | bf16 | fp16; None: accelerate's (config / launch / env), else no
     seed: int = 42
@@ -116,7 +128,7 @@ class TrainConfig:
         for name in POSITIVE_INTS:
             _check(name, getattr(self, name), getattr(self, name) > 0, "a positive integer")
         _check("max_time", self.max_time, self.max_time is None or self.max_time > 0, "> 0 or null")
-        for name in ("max_steps", "style_size", "grad_accum"):
+        for name in ("max_steps", "style_size", "grad_accum", "first_crop_size"):
             value = getattr(self, name)
             _check(name, value, value is None or value > 0, "a positive integer or null")
         _check("num_workers", self.num_workers, self.num_workers >= 0, ">= 0")
@@ -128,14 +140,16 @@ class TrainConfig:
             self.mixed_precision in (*MIXED_PRECISION, None),
             "no, bf16, fp16 or null",
         )
-        for name, choices in (("variant", VARIANTS), ("report_to", TRACKERS)):
+        _check("first_crop_until", self.first_crop_until, 0 < self.first_crop_until < 1, "between 0 and 1")
+        choices_of = {"variant": VARIANTS, "report_to": TRACKERS, "lr_schedule": LR_SCHEDULES}
+        for name, choices in (choices_of | {"style_weight_rule": STYLE_WEIGHT_RULES}).items():
             _check(name, getattr(self, name), getattr(self, name) in choices, "one of " + ", ".join(choices))
         scale = self.crop_scale
         _check("crop_scale", list(scale), 0 < scale[0] <= scale[1] <= 1, "MIN,MAX with 0 < MIN <= MAX <= 1")
         known_vgg = self.vgg_weights in ("caffe", "torchvision") or Path(self.vgg_weights).is_file()
         _check("vgg_weights", self.vgg_weights, known_vgg, "caffe, torchvision or an existing state-dict file")
         smallest = self.loss.min_side()
-        for name in ("image_size", "style_size"):
+        for name in ("image_size", "style_size", "first_crop_size"):
             value = getattr(self, name)
             why = f"at least {smallest} (the loss layers halve the image {smallest.bit_length() - 1} times)"
             _check(name, value, value is None or value >= smallest, why)

@@ -22,6 +22,7 @@ class TrainingState:
     skipped_files: list[str] = field(default_factory=list)  # their file names, first seen first
     stream_positions: list[int] = field(default_factory=list)  # streaming: each process's own stream position
     seconds: float = 0.0  # wall-clock time of the training loop, all sessions of the run (for model cards)
+    progress: float = 0.0  # fraction of the run's schedule done (train.schedule), where a resumed run goes on
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, loss terms) at log steps
 
     def note_skipped(self, names: list[str]) -> list[str]:
@@ -39,6 +40,7 @@ class TrainingState:
             "skipped_files": list(self.skipped_files),
             "stream_positions": list(self.stream_positions),
             "seconds": self.seconds,
+            "progress": self.progress,
         }
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
@@ -48,3 +50,4 @@ class TrainingState:
         self.skipped_files = [str(n) for n in d.get("skipped_files", [])]
         self.stream_positions = [int(p) for p in d.get("stream_positions", [])]
         self.seconds = float(d.get("seconds", 0.0))
+        self.progress = float(d.get("progress", 0.0))

@@ -1,4 +1,6 @@
-"""The network a distillation run imitates (``--teacher``): a trained PyTorch network, or any ONNX model.
+"""The networks a run takes from elsewhere: the one a distillation run imitates (``--teacher``: a trained PyTorch
+network, or any ONNX model), and the one a run starts from (``--init-from``: a trained network, an `nst export`
+ONNX file, or a shipped model's name).
 
 A run folder, checkpoint or ``.safetensors`` file becomes a frozen `TransformerNet` on the training device; an
 ``.onnx`` file or a shipped model's name (``--teacher starry_night``) runs through onnxruntime, so the networks
@@ -17,7 +19,9 @@ from torch import nn
 
 from infer.models import resolve_model
 from infer.stylize import Stylizer, is_network_source
-from nst_core.checkpoint_io import load_network
+from nst_core.checkpoint_io import load_network, load_onnx_network
+from nst_core.scales import model_work_size
+from nst_core.transformer import TransformerNet
 
 
 class OnnxTeacher(nn.Module):
@@ -26,6 +30,7 @@ class OnnxTeacher(nn.Module):
     def __init__(self, model: str) -> None:
         super().__init__()
         self.stylizer = Stylizer(model)
+        self.work_size = self.stylizer.work_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.stylizer.run_array(x.detach().float().cpu().numpy())
@@ -36,5 +41,14 @@ def load_teacher(source: str) -> nn.Module:
     """``source``'s network, frozen and in eval mode; NSTError (one line) when it cannot be opened."""
     path = resolve_model(source)  # a path wins, else a shipped model's name
     if is_network_source(path):
-        return load_network(path)[0].requires_grad_(False)
+        net, metadata = load_network(path)
+        net.work_size = model_work_size(metadata)  # the student paints for the teacher's (nst_core.scales)
+        return net.requires_grad_(False)
     return OnnxTeacher(path).eval()
+
+
+def load_start(source: str) -> TransformerNet:
+    """``--init-from``'s network: a run folder, checkpoint or ``.safetensors`` file, or the weights inside an
+    `nst export` ONNX file (``--init-from the_scream``: a shipped network, PyTorch weights not needed)."""
+    path = resolve_model(source)  # a path wins, else a shipped model's name
+    return load_network(path)[0] if is_network_source(path) else load_onnx_network(path)[0]

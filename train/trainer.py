@@ -37,8 +37,10 @@ from train.config import TrainConfig, save_yaml
 from train.data import make_loader
 from train.inputs import RunInputs, check_inputs, process_state
 from train.lock import RunLock
+from train.schedule import Schedule
 from train.state import TrainingState
 from train.tracking import TRACKER_PROJECT, log_grid, log_with, tracker_config
+from train.work_size import check_work_size
 
 OnStep = Callable[[int, dict[str, torch.Tensor]], None]
 
@@ -198,6 +200,7 @@ class Trainer:
         self.net, self.optimizer = self.accelerator.prepare(net, optimizer)
         self.forward = torch.compile(self.net) if cfg.compile else self.net
         self.max_steps = total_steps(cfg, inputs.source.length, self.world)
+        self.schedule = Schedule(cfg, self.max_steps)
         self.state, self.last_saved, self.throughput = TrainingState(), -1, Throughput()
         self.out_of_time = False
         self.checkpointer.attach(self.accelerator, self.state)
@@ -222,6 +225,8 @@ class Trainer:
         if self.inputs.resume_from is not None:
             self.resume(self.inputs.resume_from)
         self.note(self.inputs.source.summary())
+        if self.inputs.style_weight_note:
+            self.note(self.inputs.style_weight_note)
         if self.inputs.init_weights is not None:
             self.note(f"starting from the network in {self.cfg.init_from}")
         if self.teacher is not None:
@@ -248,14 +253,17 @@ class Trainer:
             raise NSTError(
                 f"{ckpt}: a streaming run saved by {len(streams)} process(es) resumes with as many, not {self.world}"
             )
-        for group in self.optimizer.param_groups:  # the config's (--lr on --resume), not the one saved
-            group["lr"] = self.cfg.lr
+        self.schedule.resumed_at = self.state.progress  # the config's --lr and schedule from here, not the saved lr
+        self.set_lr(self.schedule.lr(self.state.progress))
         self.last_saved = self.state.step
         self.note(f"resuming from {ckpt} (step {self.state.step})")
 
     def fit(self, on_step: OnStep | None = None) -> None:
         """Optimizer steps until ``max_steps``; ``on_step(step, terms)`` after each one."""
         if self.state.step >= self.max_steps:
+            return
+        if self.state.progress >= 1.0 and self.cfg.lr_schedule != "constant":
+            self.note(f"the learning-rate schedule ended at step {self.state.step}: nothing left to train")
             return
         cuda = self.device.type == "cuda"
         start = self.state.stream_positions[self.rank] if self.state.stream_positions else self.state.position
@@ -268,6 +276,7 @@ class Trainer:
                 terms = self.train_step(images, positions, bad)
                 now = time.perf_counter()
                 self.state.seconds, last = self.state.seconds + now - last, now
+                self.state.progress = self.schedule.progress(self.state.step, now - started)
                 if terms is None:  # accumulating gradients
                     continue
                 bar.update(1)
@@ -283,11 +292,17 @@ class Trainer:
                 if step >= self.max_steps:
                     break
                 if self.due(self.cfg.log_every) and self.time_is_up(started):
-                    self.note(f"--max-time {self.cfg.max_time:g} s reached at step {step}; --resume goes on")
+                    self.note(f"--max-time {self.cfg.max_time:g} s reached at step {step}; {self.what_next()}")
                     self.out_of_time = True
                     if self.main and step % self.cfg.sample_every:  # a grid of where this session ended
                         self.save_samples()
                     break
+
+    def what_next(self) -> str:
+        """After the deadline: a constant rate can go on (--resume); a schedule has ended there."""
+        if self.cfg.lr_schedule == "constant":
+            return "--resume goes on"
+        return f"the {self.cfg.lr_schedule} learning-rate schedule ended with it"
 
     def time_is_up(self, started: float) -> bool:
         """Whether this session's ``max_time`` is spent, as the main process sees it (every process stops at
@@ -306,7 +321,8 @@ class Trainer:
         self, images: torch.Tensor, positions: torch.Tensor, bad: list[str]
     ) -> dict[str, torch.Tensor] | None:
         """Forward, backward and (once ``grad_accum`` batches are in) an optimizer step; None while accumulating."""
-        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        x = self.crop(images.to(self.device, non_blocking=True).float().div_(255.0))
+        self.set_lr(self.schedule.lr(self.state.progress))
         with self.accelerator.accumulate(self.net):
             with self.accelerator.autocast():
                 terms = self.batch_loss(x)
@@ -322,6 +338,17 @@ class Trainer:
             return None
         self.state.step += 1
         return terms
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch at this stage's crop size (scaled down, antialiased, in a smaller first stage)."""
+        size = self.schedule.crop_size(self.state.progress)
+        if x.shape[-1] == size:
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def batch_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The loss terms of one batch: the perceptual loss, or with a teacher the distillation loss."""
@@ -346,7 +373,9 @@ class Trainer:
         values = {k: float(v.detach().float()) for k, v in terms.items()}
         rate = self.throughput.rate()
         self.state.history.append((step, values))
-        self.accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"images_per_s": rate}, step=step)
+        lr = self.optimizer.param_groups[0]["lr"]
+        scalars = {f"loss/{k}": v for k, v in values.items()} | {"images_per_s": rate, "lr": lr}
+        self.accelerator.log(scalars | {"progress": self.state.progress}, step=step)
         return {**{k: f"{v:.3g}" for k, v in values.items()}, "img/s": f"{rate:.1f}"}
 
     def diverged(self, what: str, step: int) -> str:
@@ -371,10 +400,24 @@ class Trainer:
         self.checkpointer.save(self.accelerator, self.state.step)
         self.last_saved = self.state.step
 
+    def check_work_size(self, photos: torch.Tensor) -> None:
+        """The network's default way to paint larger pictures, by its own loss (train.work_size), in its metadata."""
+        check = check_work_size(unwrap(self.net), self.loss_fn, self.cfg, photos)
+        self.checkpointer.metadata["work_size"] = check["work_size"]
+        self.checkpointer.metadata["work_size_check"] = check
+        way = f"through {check['work_size']} px" if check["work_size"] else "in one pass"
+        self.note(
+            f"at {check['size']} px the network's loss is {check['loss_one_pass']:.4g} in one pass and "
+            f"{check['loss_work_size']:.4g} through {self.cfg.style_size or self.cfg.image_size} px: larger "
+            f"pictures are painted {way} by default (nst stylize --work-size overrides it)"
+        )
+
     def finish(self) -> TrainResult:
         """Last checkpoint (if the loop did not just write it), the final network, the skip report."""
         if self.last_saved != self.state.step:
             self.save_checkpoint()
+        if self.main and self.loss_fn is not None and self.inputs.large_photos is not None:
+            self.check_work_size(self.inputs.large_photos)
         network = self.checkpointer.save_network(self.net, self.state.step) if self.main else None
         s = self.state
         if s.skipped:
@@ -426,7 +469,7 @@ def run_training(
         inputs = check_inputs(cfg, resume)  # before anything is written
         run_dir = inputs.checkpointer.run_dir.absolute()
         created = next((p for p in reversed((run_dir, *run_dir.parents)) if not p.exists()), None)  # by this call
-        trainer = Trainer(cfg, inputs, progress, messages, lock=lock)  # network, VGG loss: still nothing written
+        trainer = Trainer(inputs.cfg, inputs, progress, messages, lock=lock)  # network, VGG loss: still nothing written
         started = False
         try:
             trainer.start()
