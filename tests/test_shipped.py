@@ -161,8 +161,9 @@ def test_nst_models_lists_the_facts(models_env: Path, capsys) -> None:
     assert entry["size_bytes"] == (models_env / "tiny_style.onnx").stat().st_size and entry["data"] == FACTS["data"]
     code, out, _ = run_cli(["models"], capsys)
     header, row = out.splitlines()[:2]
-    assert "match@256" in header and row.split()[:5] == ["tiny_style", "coffee", "small", "12", "24"]
-    assert row.split()[-2:] == ["-", "-"]  # measured at 64 px only
+    assert "noise@256" in header and "photo@512" in header
+    assert row.split()[:5] == ["tiny_style", "coffee", "small", "12", "24"]
+    assert row.split()[-4:] == ["-"] * 4  # measured at 64 px only
 
 
 def test_stylize_and_info_by_name(models_env: Path, tmp_path: Path, capsys) -> None:

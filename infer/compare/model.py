@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 from infer.models.shipped import resolve_model
 from nst_core.errors import NSTError
-from nst_core.image_io import pil_to_tensor, tensor_to_pil
+from nst_core.image_io import array_to_pil, pil_to_array
 from nst_core.losses.weights import LossWeights, loss_section
+from nst_core.scales import model_work_size, stylize_multiscale
 
 
 class FastModel:
@@ -99,7 +101,13 @@ class TorchModel(FastModel):
 
     @torch.inference_mode()
     def stylize(self, image: Image.Image) -> Image.Image:
-        return tensor_to_pil(self.net(pil_to_tensor(image).unsqueeze(0).to(self.device)))
+        """As `nst stylize` paints it: at the network's work size too on a large picture (nst_core.scales)."""
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return self.net(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+
+        y = stylize_multiscale(run, pil_to_array(image)[None], model_work_size(self.metadata) or 0)
+        return array_to_pil(np.clip(y[0], 0.0, 1.0))
 
 
 def load_fast_model(model: str | os.PathLike, device: torch.device, device_name: str = "auto") -> FastModel:

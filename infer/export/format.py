@@ -117,6 +117,8 @@ def build_metadata(
         meta["nst.style"] = source_meta["style"]
     if source_meta.get("step"):
         meta["nst.step"] = str(source_meta["step"])
+    if source_meta.get("work_size"):  # where its strokes have the painting's size (nst_core.scales)
+        meta["nst.work_size"] = str(source_meta["work_size"])
     summary = config_summary(source_meta.get("config"))
     if summary:
         meta["nst.config"] = json.dumps(summary, sort_keys=True)

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from infer.stylize.cli import add_runtime_options, quality, smooth
+from infer.stylize.cli import add_runtime_options, add_work_size_option, quality, smooth
 from nst_core.cli.options import add_command, add_output_option, add_report_options, positive_int, unit_float
 from nst_core.errors import NSTError
 from nst_core.log import LOG
@@ -54,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-window", action="store_true", help="show nothing (record to -o only)")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours (stylized luminance)")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the input (0: the input)")
+    add_work_size_option(p)
     p.add_argument(
         "--smooth", type=smooth, nargs="?", const=0.5, default=0.0, metavar="S", help="against flicker (flag: 0.5)"
     )

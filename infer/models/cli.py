@@ -15,7 +15,9 @@ HELP = "list the pretrained models that ship with the package (style, training, 
 DESCRIPTION = (
     "The shipped models, usable by name wherever a model is taken (nst stylize --model NAME, nst compare, "
     "nst app). Iterations to match: the median number of optimizer iterations `nst compare --metric model` "
-    "needed to reach the network's loss on held-out photos (higher is better; - when not measured). "
+    "needed to reach the network's loss on held-out photos (higher is better; - when not measured), the "
+    "optimizer started from noise as Johnson et al. measured (noise@N) or from the photo, a stricter test "
+    "(photo@N). "
     "Set NST_MODELS_DIR to list another folder of models."
 )
 EXAMPLES = (
@@ -25,7 +27,9 @@ EXAMPLES = (
 )
 #: The compare sizes the table shows (the model cards' compare table has the same two).
 SIZES = (256, 512)
-COLUMNS = ("name", "style", "variant", "steps", "images", "size", *(f"match@{s}" for s in SIZES))
+#: The optimizer's starts, as the columns name them: (start, column prefix).
+STARTS = (("noise", "noise"), ("content", "photo"))
+COLUMNS = ("name", "style", "variant", "steps", "images", "size", *(f"{p}@{s}" for _, p in STARTS for s in SIZES))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,11 +71,14 @@ def run(args: argparse.Namespace) -> int:
             fmt_count(m.steps),
             fmt_count(m.images_seen),
             fmt_bytes(m.size_bytes),
-            *(m.iterations_to_match(s) for s in SIZES),
+            *(m.iterations_to_match(s, start) for start, _ in STARTS for s in SIZES),
         )
         for m in models
     ]
     total = sum(m.size_bytes for m in models)
     print(table(rows))
-    print(f"{len(models)} model(s), {fmt_bytes(total)} in {models_dir()}; match@N: optimizer iterations to match, N px")
+    print(
+        f"{len(models)} model(s), {fmt_bytes(total)} in {models_dir()}; noise@N, photo@N: optimizer iterations to "
+        "match the network at N px, started from noise (Johnson et al.) or from the photo"
+    )
     return 0

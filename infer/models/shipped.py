@@ -34,7 +34,9 @@ TRAINING_KEY = "nst.training"  # JSON list of stages: steps, batch_size, image_s
 DATA_KEY = "nst.data"
 LOSS_KEY = "nst.loss"  # JSON: the run's loss section
 HOW_KEY = "nst.how"
-COMPARE_KEY = "nst.compare"  # JSON: {"256": {"size", "photos": [{"name", "iterations"}], "max_steps", "median"}}
+#: JSON: {"256": {...}, "256/noise": {...}}: per size and optimizer start, {"size", "start", "photos": [{"name",
+#: "iterations"}], "max_steps", "median"}; the start from the photo keeps the bare size (its key before starts).
+COMPARE_KEY = "nst.compare"
 
 
 def models_dir() -> Path:
@@ -111,6 +113,11 @@ def _json(metadata: dict[str, str], key: str, default: Any) -> Any:
 # ---------------------------------------------------------------------------------------------- models
 
 
+def compare_key(size: int, start: str = "content") -> str:
+    """The ``nst.compare`` key of the figures at ``size`` px from ``start`` (``content``: the photo, or ``noise``)."""
+    return str(size) if start == "content" else f"{size}/{start}"
+
+
 def median_text(iterations: list[int | None], max_steps: int) -> str:
     """The median iterations to match over the photos; an unmatched photo counts as more than ``max_steps``."""
     if not iterations:
@@ -167,9 +174,10 @@ class ShippedModel:
         figures = _json(self.metadata, COMPARE_KEY, {})
         return figures if isinstance(figures, dict) else {}
 
-    def iterations_to_match(self, size: int) -> str:
-        """The median optimizer iterations to match the network at ``size`` px, ``-`` when not measured."""
-        figures = self.compare.get(str(size))
+    def iterations_to_match(self, size: int, start: str = "content") -> str:
+        """The median optimizer iterations, started from ``start``, to match the network at ``size`` px; ``-``
+        when not measured."""
+        figures = self.compare.get(compare_key(size, start))
         return str(figures.get("median", "-")) if isinstance(figures, dict) else "-"
 
     def to_dict(self) -> dict[str, Any]:

@@ -67,6 +67,19 @@ def tile(text: str) -> int:
 tile.bounds = f"0 or >= {MIN_TILE}"  # type: ignore[attr-defined]  # shown by HelpFormatter
 
 
+def add_work_size_option(p: argparse.ArgumentParser) -> None:
+    """--work-size: the stroke size of a picture larger than the painting the model learnt from (`nst stylize`,
+    `nst live`; nst_core.scales)."""
+    p.add_argument(
+        "--work-size",
+        type=nonneg_int,
+        metavar="PX",
+        help="on a picture well over PX px, run the network at PX too and blend, so the strokes have the size the "
+        "painting's have at the picture's size; 0: one pass at the picture's size (default: the model's own "
+        "choice, made by its loss when it was trained: --info shows it)",
+    )
+
+
 def add_runtime_options(p: argparse.ArgumentParser) -> None:
     """--provider and --threads: where onnxruntime runs the model (`nst stylize`, `nst live`)."""
     p.add_argument(
@@ -94,6 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--strength", type=unit_float, default=1.0, help="blend of the stylized image with the input (0: the input)"
     )
+    add_work_size_option(p)
     add_runtime_options(p)
     p.add_argument(
         "--tile",

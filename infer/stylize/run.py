@@ -60,7 +60,9 @@ def run_image(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome
     """Stylize one image into its file, or onto stdout (``--format``, PNG by default)."""
     content = stylizer.content_array(read_stdin() if job.source == STDIN else job.source, args.size)
     t0 = time.perf_counter()
-    out = stylizer.stylize_array(content, preserve_color=args.preserve_color, strength=args.strength, tile=args.tile)
+    out = stylizer.stylize_array(
+        content, preserve_color=args.preserve_color, strength=args.strength, tile=args.tile, work_size=args.work_size
+    )
     ms = (time.perf_counter() - t0) * 1000
     h, w = out.shape[-2:]
     tiles = 0 if args.strength == 0 else stylizer.count_tiles(w, h, args.tile)

@@ -32,6 +32,7 @@ from infer.stylize.providers import available_providers, provider_options, resol
 from nst_core.color import preserve_color as keep_color
 from nst_core.errors import NSTError
 from nst_core.image_io import array_to_pil, open_image, pil_to_array, resize_array, resize_longer
+from nst_core.scales import model_work_size, stylize_multiscale
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +54,7 @@ class FrameOptions:
     strength: float = 1.0  # blend of the stylized frame with the frame (0: the frame)
     smooth: float = 0.0  # temporal smoothing against flicker, in [0, 1): see `Stylizer.stylize_frames`
     tile: int | None = None  # tile side (None: automatic; 0: never)
+    work_size: int | None = None  # the network also at this size, blended (None: the model's; 0: never)
 
     @classmethod
     def from_args(cls, args: Any) -> FrameOptions:
@@ -141,6 +143,7 @@ class Stylizer:
             )
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_io()
+        self.work_size = model_work_size(self.metadata)  # where strokes have the painting's size (None: unknown)
         self.max_pixels = tiling.AUTO_TILE_PIXELS
         self.tile_size = tiling.DEFAULT_TILE
         self.load_seconds = time.perf_counter() - t0
@@ -187,6 +190,7 @@ class Stylizer:
             "provider": self.provider,
             "providers_available": available_providers(),
             "load_ms": round(self.load_seconds * 1000, 1),
+            "work_size": self.work_size,  # None or 0: larger pictures in one pass (nst_core.scales)
             "inputs": [{"name": i.name, "type": i.type, "shape": list(i.shape)} for i in self.session.get_inputs()],
             "outputs": [{"name": o.name, "type": o.type, "shape": list(o.shape)} for o in self.session.get_outputs()],
             "metadata": meta,
@@ -261,6 +265,13 @@ class Stylizer:
         overlap = tiling.overlap_for(side)
         return np.concatenate([self.run_tiled(x[i : i + 1], side, overlap) for i in range(x.shape[0])])
 
+    def paint(self, x: np.ndarray, tile: int | None = None, work_size: int | None = None) -> np.ndarray:
+        """The network's picture: at the output size and, for a picture well over the work size (``work_size``,
+        None: the model's ``work_size``, 0: none), at that size too, blended so the strokes have the size the
+        painting's have at the output size (`nst_core.scales`)."""
+        size = self.work_size if work_size is None else work_size
+        return stylize_multiscale(lambda a: self.network(a, tile), x, size or 0)
+
     def stylize_tensor(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
         """(3, H, W) or (N, 3, H, W) float tensor in [0, 1] -> the network's output, same shape (float32, CPU)."""
         import torch
@@ -285,14 +296,20 @@ class Stylizer:
         return pil_to_array(resize_longer(open_image(image), size))
 
     def stylize_array(
-        self, content: np.ndarray, *, preserve_color: bool = False, strength: float = 1.0, tile: int | None = None
+        self,
+        content: np.ndarray,
+        *,
+        preserve_color: bool = False,
+        strength: float = 1.0,
+        tile: int | None = None,
+        work_size: int | None = None,
     ) -> np.ndarray:
         """(3, H, W) content array -> (3, H, W) result in [0, 1] with colour preservation and strength applied."""
         if not 0.0 <= strength <= 1.0:
             raise NSTError(f"strength must be between 0 and 1, got {strength}")
         if strength == 0.0:
             return content.copy()
-        y = self.network(content[None], tile)[0]
+        y = self.paint(content[None], tile, work_size)[0]
         np.clip(y, 0.0, 1.0, out=y)
         if preserve_color:
             y = keep_color(y, content)
@@ -309,6 +326,7 @@ class Stylizer:
         preserve_color: bool = False,
         strength: float = 1.0,
         tile: int | None = None,
+        work_size: int | None = None,
     ) -> Image.Image:
         """Stylize one image; returns an RGB PIL image.
 
@@ -316,10 +334,11 @@ class Stylizer:
         or a (3, H, W) / (1, 3, H, W) float tensor in [0, 1]. ``size``: longer side of the output (default:
         the input's own size). ``preserve_color``: keep the input's colours (stylized luminance only).
         ``strength``: 0..1, blend of the stylized image with the input (0 returns the input unchanged,
-        without running the network). ``tile``: see `network`.
+        without running the network). ``tile``: see `network`. ``work_size``: see `paint`.
         """
         content = self.content_array(image, size)
-        return array_to_pil(self.stylize_array(content, preserve_color=preserve_color, strength=strength, tile=tile))
+        options = {"preserve_color": preserve_color, "strength": strength, "tile": tile, "work_size": work_size}
+        return array_to_pil(self.stylize_array(content, **options))
 
     def stylize_frames(self, frames: Iterator[np.ndarray], options: FrameOptions | None = None) -> Iterator[np.ndarray]:
         """Stylize a stream of (H, W, 3) uint8 video frames; yields (H', W', 3) uint8 frames.
@@ -336,7 +355,9 @@ class Stylizer:
         prev_out: np.ndarray | None = None
         for frame in frames:
             content = self.content_array(np.ascontiguousarray(frame[..., :3]), o.size)
-            out = self.stylize_array(content, preserve_color=o.preserve_color, strength=o.strength, tile=o.tile)
+            out = self.stylize_array(
+                content, preserve_color=o.preserve_color, strength=o.strength, tile=o.tile, work_size=o.work_size
+            )
             if o.smooth > 0 and prev_out is not None and prev_in is not None and prev_in.shape == content.shape:
                 change = np.abs(content - prev_in).mean(axis=0, keepdims=True)
                 weight = o.smooth * np.clip(1.0 - change / 0.1, 0.0, None)

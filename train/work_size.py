@@ -1,0 +1,55 @@
+"""Which way a trained network paints a picture twice its training size: judged by its own loss, then its default.
+
+Run once a run ends. On the sample photos at twice the crop size, with the painting at twice its training size,
+the network's own training loss scores its one-pass picture and its picture through its work size
+(`nst_core.scales`: the network also at the painting's training size, blended). Some networks paint better
+strokes that way (udnie's shipped network: a third of the one-pass loss at 512 px), some worse (starry_night's:
+2.8x, its big yellow stars grow into blobs). The better one becomes the network's default: ``work_size`` in
+its metadata is the painting's training size, or 0 (one pass); `nst stylize --work-size` still overrides it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nst_core.image_io import load_image
+from nst_core.losses.perceptual import PerceptualLoss
+from nst_core.scales import stylize_multiscale
+from train.config import TrainConfig
+
+
+@torch.no_grad()
+def check_work_size(
+    net: nn.Module, loss_fn: PerceptualLoss, cfg: TrainConfig, photos: torch.Tensor
+) -> dict[str, float | int]:
+    """``{"work_size", "size", "loss_one_pass", "loss_work_size"}``: the default work size (the painting's
+    training size, or 0) and the mean losses it was chosen by; ``photos``: (N, 3, H, W) at twice the crop size."""
+    work = cfg.style_size or cfg.image_size
+    device = next(loss_fn.encoder.parameters()).device
+    loss = PerceptualLoss(loss_fn.encoder, cfg.loss)
+    loss.set_style([load_image(cfg.style, size=2 * work).to(device)])
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+    was_training = net.training
+    net.eval()
+    totals = {"one_pass": 0.0, "work_size": 0.0}
+    for photo in photos:
+        x = photo[None].float().cpu().numpy()
+        targets = loss.content_targets(photo[None].to(device))
+        pictures = {"one_pass": run(x), "work_size": stylize_multiscale(run, x, work)}
+        for name, y in pictures.items():
+            picture = torch.from_numpy(np.clip(y, 0.0, 1.0)).to(device)
+            totals[name] += float(loss(picture, targets)["total"]) / len(photos)
+    net.train(was_training)
+    better = totals["work_size"] < totals["one_pass"]
+    size = max(photos.shape[-2:])
+    return {
+        "work_size": work if better else 0,
+        "size": int(size),
+        "loss_one_pass": round(totals["one_pass"], 1),
+        "loss_work_size": round(totals["work_size"], 1),
+    }
