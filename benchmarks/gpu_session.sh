@@ -80,7 +80,7 @@ pack
 
 echo "== 2. speed benchmarks (nothing else on the GPU)"
 timeout 150 python3 benchmarks/train_speed.py --device "$device" ${TRAIN_SPEED_ARGS:---batch-sizes 4,16 --steps 20 \
-  --warmup 3} --bf16 --photos "$photos" 2>&1 | tee "$log/train_speed.txt"
+  --warmup 3 --variants bf16,bf16+net-cl,bf16+compile-step} --photos "$photos" 2>&1 | tee "$log/train_speed.txt"
 timeout 120 python3 benchmarks/torch_infer_speed.py --device "$device" ${INFER_SPEED_ARGS:-} 2>&1 |
   tee "$log/torch_infer_speed.txt"
 pack
