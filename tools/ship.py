@@ -246,7 +246,7 @@ def card_metadata(
         shipped.DATA_KEY: facts.data,
         shipped.LOSS_KEY: loss_section(config),
         shipped.HOW_KEY: facts.how,
-        shipped.COMPARE_KEY: {str(c["size"]): dict(c) for c in compares},
+        shipped.COMPARE_KEY: {shipped.compare_key(c["size"], c.get("start", "content")): dict(c) for c in compares},
     }
     source = provenance(Path(file).name)
     if source:
@@ -340,7 +340,8 @@ def compare_section(model: shipped.ShippedModel) -> list[str]:
     ]
     header = _row("size", "photos", "iterations per photo", "median", "machine", "optimizer's start")
     lines += [header, "|---:|---|---|---:|---|---|"]
-    for size, c in sorted(model.compare.items(), key=lambda kv: int(kv[0])):
+    for c in sorted(model.compare.values(), key=lambda c: (c["size"], c.get("start", "content") != "noise")):
+        size = c["size"]
         per = ", ".join(
             f"{p['name']} {p['iterations'] if p['iterations'] is not None else '>' + str(c['max_steps'])}"
             for p in c["photos"]
