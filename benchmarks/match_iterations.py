@@ -5,6 +5,9 @@ needs to reach the network's loss; `nst compare` starts from the content photo b
 baseline. This runs `nst compare --metric model` for each model, size and start on photos the networks never
 saw, and prints per-photo iterations and the median of each, with the machine line. ``--reports DIR`` keeps
 each comparison's report folder (``DIR/MODEL_SIZE_START``), the input of the release tool's cards.
+``--curves DIR`` keeps the optimizer's loss curves and reuses them: the optimizer's run depends only on the
+photo, the painting, the size, the start, the loss and the step cap (and the optimizer's code, all hashed into
+each curve's key), so a second model with the same training loss is measured in seconds, not minutes.
 
     python benchmarks/match_iterations.py starry_night --sizes 256 --photos ../shared/data/content
     python benchmarks/match_iterations.py starry_night udnie model.onnx --style my.jpg --sizes 256,512 \\
@@ -14,6 +17,7 @@ each comparison's report folder (``DIR/MODEL_SIZE_START``), the input of the rel
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -63,6 +67,76 @@ def measure(model: str, style: str, photos: list[Path], size: int, start: str, a
     }
 
 
+def _digest(*parts: object) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:24]
+
+
+def _optimizer_code() -> bytes:
+    """The source of everything the optimizer's curve depends on: a change to it invalidates stored curves."""
+    import nst_core
+
+    root = Path(nst_core.__file__).parent
+    files = sorted([*(root / "optimize").glob("*.py"), *(root / "losses").glob("*.py"), root / "image_io.py"])
+    return b"".join(f.read_bytes() for f in files)
+
+
+def curve_key(photo: Path, style: str, size: int, start: str, loss: Any, cap: int, vgg: str) -> str:
+    """Everything an optimizer run from ``start`` on ``photo`` depends on, hashed."""
+    from dataclasses import asdict
+
+    return _digest(photo.read_bytes(), Path(style).read_bytes(), size, start, asdict(loss), cap, vgg, _optimizer_code())
+
+
+def measure_with_curves(
+    model: str, style: str, photos: list[Path], size: int, start: str, args: argparse.Namespace
+) -> dict:
+    """As `measure`, the optimizer's curve read from ``--curves`` when an earlier run stored it (else run and
+    stored); the model is always run and scored anew."""
+    from infer.compare import CompareConfig, compare
+    from infer.compare.model import load_fast_model
+    from infer.compare.results import find_reach
+    from infer.compare.run import Metric, metric_spec
+    from infer.models.shipped import median_text
+    from nst_core.files import atomic_path
+    from nst_core.image_io import open_image
+    from nst_core.optimize.scales import resolve_device
+
+    cfg = CompareConfig(steps=[args.max_steps], size=size, repeats=1, metric="model", init=start, progress=False)
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    net = load_fast_model(model, device, cfg.device)
+    spec = metric_spec(cfg, net)
+    metric = Metric(spec.loss, cfg.vgg_weights, device)
+    resized = metric.fit(photos, [open_image(p) for p in photos], size)
+    metric.set_style(open_image(style), size)
+    per, reused = {}, 0
+    for photo, content in zip(photos, resized):
+        key = curve_key(photo, style, size, start, spec.loss, args.max_steps, cfg.vgg_weights)
+        stored = args.curves / f"{key}.json"
+        if stored.is_file():
+            reused += 1
+        else:
+            report = compare([photo], style, model, cfg)
+            with atomic_path(stored) as tmp:
+                tmp.write_text(json.dumps([list(row) for row in report.images[0].curve]))
+        loss = metric.score(net.stylize(content), metric.targets(content)).total
+        reach = find_reach(json.loads(stored.read_text()), loss, 0.0, args.max_steps)
+        per[photo.stem] = reach.iterations
+    return {
+        "model": model,
+        "size": size,
+        "start": start,
+        "iterations": per,
+        "median": median_text(list(per.values()), args.max_steps),
+        "max_steps": args.max_steps,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "curves_reused": reused,
+    }
+
+
 def row_text(row: dict[str, Any]) -> str:
     """``starry_night | 256 px | from noise | tubingen 72, ... | median 72 | 95.1 s``"""
     over = f">{row['max_steps']}"
@@ -82,21 +156,27 @@ def main() -> int:
     p.add_argument("--max-steps", type=positive_int, default=300, help="L-BFGS iterations at most per run")
     p.add_argument("--reports", type=Path, help="keep each comparison's report folder here")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--curves", type=Path, help="keep the optimizer's curves here and reuse those already kept")
     args = p.parse_args()
     photos = [args.photos / n for n in args.names]
     missing = [str(f) for f in photos if not f.is_file()]
     if missing:
         print(f"no such photo: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if args.reports:
-        args.reports.mkdir(parents=True, exist_ok=True)
+    for folder in (args.reports, args.curves):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    if args.reports and args.curves:
+        print("--reports and --curves: give one (a reused curve has no report folder)", file=sys.stderr)
+        return 2
     machine = describe(machine_info())
     rows = []
     for model in args.models:
         style = style_of(model, args.style)
         for size in args.sizes:
             for begin in args.starts:
-                rows.append(measure(model, style, photos, size, begin, args))
+                how = measure_with_curves if args.curves else measure
+                rows.append(how(model, style, photos, size, begin, args))
                 print(row_text(rows[-1]), flush=True)
     print(machine)
     if args.json:

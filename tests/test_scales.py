@@ -58,6 +58,14 @@ def test_a_picture_twice_the_work_size_gets_strokes_twice_the_size():
     assert _strongest_period(stylize_multiscale(_stripes, x, 64)) == pytest.approx(32)
 
 
+def test_a_picture_half_the_work_size_is_painted_enlarged_and_brought_back():
+    x = np.zeros((1, 3, 32, 128), np.float32)
+    out = stylize_multiscale(_stripes, x, 256)  # run at 64 x 256, then halved: strokes half the size
+    assert out.shape == x.shape
+    assert _strongest_period(out) == pytest.approx(4)
+    assert _strongest_period(stylize_multiscale(_stripes, x, 160)) == pytest.approx(8)  # within 1.4x: one pass
+
+
 @pytest.mark.parametrize(
     ("metadata", "size"),
     [
@@ -72,14 +80,25 @@ def test_a_models_work_size_comes_from_its_metadata(metadata, size):
     assert model_work_size(metadata) == size
 
 
-def test_a_finished_run_records_the_way_its_network_paints_larger_pictures(tmp_path, photo_dir, style_path):  # noqa: F811
+@pytest.mark.parametrize(
+    ("style_size", "judged_at"),
+    [(None, 96), (96, 48)],  # the painting at the crops' size: judged at twice it; at twice the crops: at the crops'
+)
+def test_a_finished_run_records_the_way_its_network_paints_other_sizes(
+    tmp_path,
+    photo_dir,  # noqa: F811
+    style_path,
+    style_size,
+    judged_at,
+):
     from nst_core.checkpoint_io import load_network
 
-    run_training(tiny_train_config(tmp_path / "run", photo_dir, style_path, max_steps=3))
+    run_training(tiny_train_config(tmp_path / "run", photo_dir, style_path, max_steps=3, style_size=style_size))
     _, meta = load_network(tmp_path / "run")
     check = json.loads(meta["work_size_check"])
-    assert check["size"] == 96 and check["loss_one_pass"] > 0 and check["loss_work_size"] > 0
-    better = 48 if check["loss_work_size"] < check["loss_one_pass"] else 0
+    assert check["size"] == judged_at and check["loss_one_pass"] > 0 and check["loss_work_size"] > 0
+    assert check["loss_one_pass"] != check["loss_work_size"]  # the two ways differ at the size judged
+    better = (style_size or 48) if check["loss_work_size"] < check["loss_one_pass"] else 0
     assert model_work_size(meta) == check["work_size"] == better
     assert Stylizer(tmp_path / "run").work_size == better  # exported in memory, the default kept
 

@@ -45,7 +45,27 @@ def test_the_first_stage_trains_on_smaller_crops_until_its_share_of_the_run():
     assert Schedule(TrainConfig(image_size=256), 100).crop_size(0.0) == 256
 
 
-@pytest.mark.parametrize(("key", "value"), [("first_crop_until", 1.0), ("lr_schedule", "step"), ("first_crop_size", 0)])
+def test_a_first_stage_crop_is_a_piece_of_the_photo_at_its_scale_and_lies_where_its_position_says():
+    from types import SimpleNamespace
+
+    cfg = TrainConfig(image_size=64, first_crop_size=32)
+    trainer = SimpleNamespace(schedule=Schedule(cfg, max_steps=100), state=SimpleNamespace(progress=0.0), cfg=cfg)
+    x = torch.rand(3, 3, 64, 64)
+    pieces = Trainer.crop(trainer, x, torch.tensor([5, 6, 7]))
+    assert pieces.shape == (3, 3, 32, 32)
+    for image, piece in zip(x, pieces):  # cut out, not scaled: equal to one 32 x 32 window of its crop
+        windows = image.unfold(1, 32, 1).unfold(2, 32, 1).permute(1, 2, 0, 3, 4)
+        assert (windows == piece).flatten(2).all(dim=2).any()
+    assert torch.equal(Trainer.crop(trainer, x, torch.tensor([5, 6, 7])), pieces)  # a resumed run cuts the same
+    assert not torch.equal(Trainer.crop(trainer, x, torch.tensor([8, 9, 10])), pieces)
+    trainer.state.progress = 0.5  # the last stage: the crops as loaded
+    assert Trainer.crop(trainer, x, torch.tensor([5, 6, 7])) is x
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("first_crop_until", 1.0), ("lr_schedule", "step"), ("first_crop_size", 0), ("first_crop_size", 256)],
+)
 def test_bad_schedule_values_are_refused_by_name(key, value):
     from nst_core.errors import NSTError
 

@@ -64,13 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     from infer.models.shipped import read_metadata
 
-    teachers = [m for m in args.models if not json.loads(read_metadata(m).get("nst.config", "{}")).get("teacher")]
+    teacher_of = {m: json.loads(read_metadata(m).get("nst.config", "{}")).get("teacher") for m in args.models}
     answers: dict[str, dict] = {}
-    for path in teachers:
+    for path in (m for m in args.models if not teacher_of[m]):
         answers[path.stem] = check(path, args.photos)
         print(f"{path.stem}: {json.dumps(answers[path.stem])}", flush=True)
     for path in args.models:
-        teacher = json.loads(read_metadata(path).get("nst.config", "{}")).get("teacher")
+        teacher = teacher_of[path]
         answer = answers.get(teacher, {}) if teacher else answers[path.stem]
         if not answer:
             print(f"{path.stem}: its teacher {teacher!r} was not checked; left alone", file=sys.stderr)

@@ -118,7 +118,7 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ("--image-size", "training crop size in pixels", {"type": positive_int}),
         (
             "--first-crop-size",
-            "smaller crops (scaled down from --image-size ones) for a cheaper first stage, in pixels",
+            "smaller crops (cut from --image-size ones, at their scale) for a cheaper first stage, in pixels",
             {"type": positive_int},
         ),
         (

@@ -79,9 +79,7 @@ class TrainConfig:
     streaming: bool = False  # stream a hub dataset instead of downloading it
     # network
     variant: str = "standard"  # TransformerNet variant: standard (Johnson), small or fast
-    init_from: str | None = (
-        None  # a trained network to start from (run, .safetensors, .onnx, shipped name)
-    )
+    init_from: str | None = None  # a trained network to start from (run, .safetensors, .onnx, shipped name)
     teacher: str | None = None  # a trained network (any variant) to imitate: pixel L1 to its output, no VGG loss
     # data
     image_size: int = 256  # training crops are image_size x image_size
@@ -141,6 +139,8 @@ class TrainConfig:
             "no, bf16, fp16 or null",
         )
         _check("first_crop_until", self.first_crop_until, 0 < self.first_crop_until < 1, "between 0 and 1")
+        first = self.first_crop_size
+        _check("first_crop_size", first, first is None or first < self.image_size, "smaller than image_size")
         choices_of = {"variant": VARIANTS, "report_to": TRACKERS, "lr_schedule": LR_SCHEDULES}
         for name, choices in (choices_of | {"style_weight_rule": STYLE_WEIGHT_RULES}).items():
             _check(name, getattr(self, name), getattr(self, name) in choices, "one of " + ", ".join(choices))

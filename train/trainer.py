@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -321,7 +322,7 @@ class Trainer:
         self, images: torch.Tensor, positions: torch.Tensor, bad: list[str]
     ) -> dict[str, torch.Tensor] | None:
         """Forward, backward and (once ``grad_accum`` batches are in) an optimizer step; None while accumulating."""
-        x = self.crop(images.to(self.device, non_blocking=True).float().div_(255.0))
+        x = self.crop(images.to(self.device, non_blocking=True).float().div_(255.0), positions)
         self.set_lr(self.schedule.lr(self.state.progress))
         with self.accelerator.accumulate(self.net):
             with self.accelerator.autocast():
@@ -339,12 +340,18 @@ class Trainer:
         self.state.step += 1
         return terms
 
-    def crop(self, x: torch.Tensor) -> torch.Tensor:
-        """The batch at this stage's crop size (scaled down, antialiased, in a smaller first stage)."""
+    def crop(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The batch at this stage's crop size: in a smaller first stage, a piece of each crop at its scale
+        (the photo's detail the size it has in the last stage), where the piece lies drawn from the sample's
+        data position (the same on a resumed run)."""
         size = self.schedule.crop_size(self.state.progress)
         if x.shape[-1] == size:
             return x
-        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+        pieces = []
+        for image, position in zip(x, positions.tolist()):
+            top, left = np.random.default_rng([self.cfg.seed, int(position), 1]).integers(0, x.shape[-1] - size + 1, 2)
+            pieces.append(image[:, top : top + size, left : left + size])
+        return torch.stack(pieces)
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -408,8 +415,8 @@ class Trainer:
         way = f"through {check['work_size']} px" if check["work_size"] else "in one pass"
         self.note(
             f"at {check['size']} px the network's loss is {check['loss_one_pass']:.4g} in one pass and "
-            f"{check['loss_work_size']:.4g} through {self.cfg.style_size or self.cfg.image_size} px: larger "
-            f"pictures are painted {way} by default (nst stylize --work-size overrides it)"
+            f"{check['loss_work_size']:.4g} through {self.cfg.style_size or self.cfg.image_size} px: pictures "
+            f"of other sizes are painted {way} by default (nst stylize --work-size overrides it)"
         )
 
     def finish(self) -> TrainResult:
