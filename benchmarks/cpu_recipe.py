@@ -4,10 +4,12 @@ For each style image: `nst train -c cpu` (its 30 minutes unless --max-time), the
 to match the network from noise on photos it never saw (`match_iterations.py`: 256 px up to 200 iterations,
 512 px up to 120), then a contact sheet per size (painting, then each photo and its stylized picture) in
 benchmarks/figures/. A run folder that exists is resumed (`--resume`) and a finished one is only measured.
-Rows go to benchmarks/results/cpu_recipe.json, keyed by style. Run nothing else heavy beside it: the
+Rows go to benchmarks/results/cpu_recipe.json, keyed by style (and `+NAME` per --also). The optimizer's curves are
+kept in runs/curves and reused (`match_iterations.py --curves`). Run nothing else heavy beside it: the
 preset trains for a fixed time, so a busy machine gives a weaker network.
 
     python benchmarks/cpu_recipe.py STYLE.jpg [STYLE2.jpg ...] --data photos/ --photos held_out/
+    python benchmarks/cpu_recipe.py STYLE.jpg --also size512    # the preset with configs/size512.yaml added
 """
 
 from __future__ import annotations
@@ -28,10 +30,16 @@ FIGURES = ROOT / "benchmarks" / "figures"
 SIZES = ((256, 200), (512, 120))
 
 
+def recipe_name(style: Path, args: argparse.Namespace) -> str:
+    """``candy``, or ``candy+size512`` with ``--also size512``: the run's, the results' and the sheets' name."""
+    return "+".join([style.stem, *args.also])
+
+
 def train(style: Path, args: argparse.Namespace) -> tuple[Path, dict]:
     """The preset's run for ``style``: trained, resumed or (when finished) left alone; its --json summary."""
-    run = args.runs / f"cpu_{style.stem}"
-    cmd = ["nst", "train", "-c", "cpu", "--style", str(style), "--data", str(args.data), "-o", str(run), "--json"]
+    run = args.runs / f"cpu_{recipe_name(style, args).replace('+', '_')}"
+    cmd = ["nst", "train", "-c", "cpu", *(a for name in args.also for a in ("-c", name))]
+    cmd += ["--style", str(style), "--data", str(args.data), "-o", str(run), "--json"]
     cmd += ["--sample-images", str(args.photos)]
     if args.max_time:
         cmd += ["--max-time", args.max_time]
@@ -50,9 +58,10 @@ def match(run: Path, style: Path, args: argparse.Namespace) -> list[dict]:
     """Iterations to match from noise at each size (`match_iterations.py`, one process per size)."""
     rows = []
     for size, cap in SIZES:
-        out = args.runs / f"cpu_{style.stem}_{size}.json"
+        out = run.with_name(f"{run.name}_{size}.json")
         cmd = [sys.executable, str(ROOT / "benchmarks" / "match_iterations.py"), str(run), "--style", str(style)]
         cmd += ["--photos", str(args.photos), "--sizes", str(size), "--starts", "noise", "--max-steps", str(cap)]
+        cmd += ["--curves", str(args.curves)]
         subprocess.run([*cmd, "--json", str(out)], check=True)
         rows += json.loads(out.read_text())["rows"]
     return rows
@@ -79,9 +88,10 @@ def contact_sheet(run: Path, style: Path, args: argparse.Namespace, size: int) -
     for cell in cells:
         sheet.paste(cell, (x, 20))
         x += cell.width + 4
-    ImageDraw.Draw(sheet).text((4, 4), f"{style.stem}: `nst train -c cpu` network at {size} px", fill="black")
+    presets = " ".join(f"-c {name}" for name in ["cpu", *args.also])
+    ImageDraw.Draw(sheet).text((4, 4), f"{style.stem}: `nst train {presets}` network at {size} px", fill="black")
     FIGURES.mkdir(parents=True, exist_ok=True)
-    path = FIGURES / f"cpu_{style.stem}_{size}.jpg"
+    path = FIGURES / f"cpu_{recipe_name(style, args).replace('+', '_')}_{size}.jpg"
     sheet.save(path, quality=88)
     return path
 
@@ -93,6 +103,8 @@ def main() -> int:
     p.add_argument("--photos", type=Path, default=DATA / "content", help="photos never trained on")
     p.add_argument("--runs", type=Path, default=ROOT / "runs", help="where the run folders go")
     p.add_argument("--max-time", help="the preset's budget instead of its 30 minutes")
+    p.add_argument("--also", action="append", default=[], help="a config added after `cpu` (e.g. size512)")
+    p.add_argument("--curves", type=Path, default=ROOT / "runs" / "curves", help="the optimizer's curves, reused")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -100,11 +112,12 @@ def main() -> int:
         run, summary = train(style, args)
         rows = match(run, style, args)
         sheets = [str(contact_sheet(run, style, args, size).relative_to(ROOT)) for size, _ in SIZES]
-        results[style.stem] = {"train": summary, "match": rows, "sheets": sheets}
+        results[recipe_name(style, args)] = {"train": summary, "match": rows, "sheets": sheets}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2))
         medians = ", ".join(f"{r['size']} px from noise: median {r['median']}" for r in rows)
-        print(f"{style.stem}: {summary.get('step')} steps in {summary.get('seconds')} s; {medians}", flush=True)
+        steps = f"{summary.get('step')} steps in {summary.get('seconds')} s"
+        print(f"{recipe_name(style, args)}: {steps}; {medians}", flush=True)
     return 0
 
 

@@ -430,3 +430,29 @@ def test_output_folder_and_loss_checked_before_any_work(
     }[case]
     one_error_line(err, needle)
     assert "missing.onnx" not in err and not (tmp_path / "report").exists()
+
+
+def test_the_benchmark_s_stored_curves_give_the_optimizer_s_own_answer(trained: Path, tmp_path: Path) -> None:
+    """benchmarks/match_iterations.py --curves: a stored optimizer curve gives the iterations a full comparison
+    gives, and is what the answer is read from (spoilt, it changes the answer)."""
+    import argparse
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "match_iterations.py"
+    spec = importlib.util.spec_from_file_location("match_iterations", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    photo, style = skimage_photo("astronaut.png"), str(skimage_photo("coffee.png"))
+    args = argparse.Namespace(max_steps=30, curves=tmp_path / "curves", reports=None)
+    args.curves.mkdir()
+    full = bench.measure(str(trained), style, [photo], 32, "noise", args)
+    first = bench.measure_with_curves(str(trained), style, [photo], 32, "noise", args)
+    again = bench.measure_with_curves(str(trained), style, [photo], 32, "noise", args)
+    assert (first["curves_reused"], again["curves_reused"]) == (0, 1)
+    assert full["iterations"] == first["iterations"] == again["iterations"]
+    assert isinstance(first["iterations"]["astronaut"], int)  # reached within the cap: a spoilt curve changes it
+    (stored,) = args.curves.glob("*.json")
+    stored.write_text(json.dumps([[k, 0.0, 1e30, 1e30] for k in range(1, 31)]))  # never reaches the network
+    assert bench.measure_with_curves(str(trained), style, [photo], 32, "noise", args)["iterations"] == {
+        "astronaut": None
+    }

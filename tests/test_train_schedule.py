@@ -45,23 +45,6 @@ def test_the_first_stage_trains_on_smaller_crops_until_its_share_of_the_run():
     assert Schedule(TrainConfig(image_size=256), 100).crop_size(0.0) == 256
 
 
-def test_a_first_stage_crop_is_a_piece_of_the_photo_at_its_scale_and_lies_where_its_position_says():
-    from types import SimpleNamespace
-
-    cfg = TrainConfig(image_size=64, first_crop_size=32)
-    trainer = SimpleNamespace(schedule=Schedule(cfg, max_steps=100), state=SimpleNamespace(progress=0.0), cfg=cfg)
-    x = torch.rand(3, 3, 64, 64)
-    pieces = Trainer.crop(trainer, x, torch.tensor([5, 6, 7]))
-    assert pieces.shape == (3, 3, 32, 32)
-    for image, piece in zip(x, pieces):  # cut out, not scaled: equal to one 32 x 32 window of its crop
-        windows = image.unfold(1, 32, 1).unfold(2, 32, 1).permute(1, 2, 0, 3, 4)
-        assert (windows == piece).flatten(2).all(dim=2).any()
-    assert torch.equal(Trainer.crop(trainer, x, torch.tensor([5, 6, 7])), pieces)  # a resumed run cuts the same
-    assert not torch.equal(Trainer.crop(trainer, x, torch.tensor([8, 9, 10])), pieces)
-    trainer.state.progress = 0.5  # the last stage: the crops as loaded
-    assert Trainer.crop(trainer, x, torch.tensor([5, 6, 7])) is x
-
-
 @pytest.mark.parametrize(
     ("key", "value"),
     [("first_crop_until", 1.0), ("lr_schedule", "step"), ("first_crop_size", 0), ("first_crop_size", 256)],
@@ -134,3 +117,9 @@ def test_the_cpu_preset_loads_and_trains_on_its_schedule(tmp_path, photo_dir, st
     assert rates[0] == pytest.approx(preset.lr) and rates[-1] < 0.1 * preset.lr
     assert sizes[0] == 32 and sizes[-1] == 48
     assert math.isfinite(result.history[-1][1]["total"])
+
+
+def test_size512_adds_to_a_preset_a_painting_and_photos_seen_at_512_px():
+    both = build_config(read_yaml(config_file("cpu")), read_yaml(config_file("size512")))
+    assert (both.style_size, both.crop_scale, both.image_size) == (512, (0.3, 0.6), 256)
+    assert (both.variant, both.max_time, both.first_crop_size) == ("small", 1800, 128)  # the rest: the cpu preset's

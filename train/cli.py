@@ -55,6 +55,7 @@ DESCRIPTION = (
 EXAMPLES = (
     "nst train --style starry_night --data photos/ -o runs/starry  # a built-in style, any image folder",
     "nst train -c cpu --style my_painting.jpg --data photos/ -o runs/mine  # your own style on a laptop: 30 minutes",
+    "nst train -c cpu -c size512 --style my_painting.jpg --data photos/ -o runs/mine512  # for pictures of 512 px+",
     "nst train -c great_wave --data coco_2014_train_folder/ -o runs/wave --mixed-precision bf16  # a shipped config",
     "nst train --style s.jpg --data detection-datasets/coco --streaming -o runs/s  # a datasets hub name",
     "accelerate launch -m train -c configs/udnie.yaml --data /data/coco -o runs/udnie  # multi-GPU",
@@ -118,7 +119,7 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         ("--image-size", "training crop size in pixels", {"type": positive_int}),
         (
             "--first-crop-size",
-            "smaller crops (cut from --image-size ones, at their scale) for a cheaper first stage, in pixels",
+            "smaller crops (scaled down from --image-size ones) for a cheaper first stage, in pixels",
             {"type": positive_int},
         ),
         (

@@ -5,9 +5,9 @@ A run's progress runs from 0 to 1 by steps (``step / max_steps``) or, with ``max
 the network at the deadline is the best those minutes give, not one caught at a high learning rate.
 
 The first stage may train on smaller crops (``first_crop_size``) until ``first_crop_until``: a 128 px crop
-costs a quarter of a 256 px one. Crops are taken at ``image_size`` and a piece of each is cut on the fly (the
-data pipeline is the same in both stages), so both stages see the photos and the painting at one scale and
-learn strokes of the same size for the same detail.
+costs a quarter of a 256 px one, and with the painting kept at ``style_size`` both stages learn strokes of
+the same size in pixels. Crops are taken at ``image_size`` and scaled down on the fly, so the data
+pipeline is the same in both stages.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -322,7 +321,7 @@ class Trainer:
         self, images: torch.Tensor, positions: torch.Tensor, bad: list[str]
     ) -> dict[str, torch.Tensor] | None:
         """Forward, backward and (once ``grad_accum`` batches are in) an optimizer step; None while accumulating."""
-        x = self.crop(images.to(self.device, non_blocking=True).float().div_(255.0), positions)
+        x = self.crop(images.to(self.device, non_blocking=True).float().div_(255.0))
         self.set_lr(self.schedule.lr(self.state.progress))
         with self.accelerator.accumulate(self.net):
             with self.accelerator.autocast():
@@ -340,18 +339,12 @@ class Trainer:
         self.state.step += 1
         return terms
 
-    def crop(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """The batch at this stage's crop size: in a smaller first stage, a piece of each crop at its scale
-        (the photo's detail the size it has in the last stage), where the piece lies drawn from the sample's
-        data position (the same on a resumed run)."""
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch at this stage's crop size (scaled down, antialiased, in a smaller first stage)."""
         size = self.schedule.crop_size(self.state.progress)
         if x.shape[-1] == size:
             return x
-        pieces = []
-        for image, position in zip(x, positions.tolist()):
-            top, left = np.random.default_rng([self.cfg.seed, int(position), 1]).integers(0, x.shape[-1] - size + 1, 2)
-            pieces.append(image[:, top : top + size, left : left + size])
-        return torch.stack(pieces)
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -407,7 +400,7 @@ class Trainer:
         self.checkpointer.save(self.accelerator, self.state.step)
         self.last_saved = self.state.step
 
-    def check_work_size(self, photos: torch.Tensor) -> None:
+    def record_work_size(self, photos: torch.Tensor) -> None:
         """The network's default way to paint larger pictures, by its own loss (train.work_size), in its metadata."""
         check = check_work_size(unwrap(self.net), self.loss_fn, self.cfg, photos)
         self.checkpointer.metadata["work_size"] = check["work_size"]
@@ -424,7 +417,7 @@ class Trainer:
         if self.last_saved != self.state.step:
             self.save_checkpoint()
         if self.main and self.loss_fn is not None and self.inputs.large_photos is not None:
-            self.check_work_size(self.inputs.large_photos)
+            self.record_work_size(self.inputs.large_photos)
         network = self.checkpointer.save_network(self.net, self.state.step) if self.main else None
         s = self.state
         if s.skipped:
