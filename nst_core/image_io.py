@@ -175,6 +175,13 @@ def resize_longer(img: Image.Image, size: int | None) -> Image.Image:
     return img if target == img.size else img.resize(target, Image.Resampling.LANCZOS)
 
 
+def painting_at(img: Image.Image, size: int, min_side: int) -> Image.Image:
+    """A style image at a picture's ``size`` (longer side), enlarged further if its shorter side would fall under
+    ``min_side``: the painting as the loss at that size scores it (`nst compare`, the trainer's work-size check)."""
+    short, long = sorted(img.size)
+    return resize_longer(img, max(size, -(-min_side * long // short)))
+
+
 def center_crop(img: Image.Image, size: int | None = None) -> Image.Image:
     """The largest centred square of ``img``, resized to ``size`` x ``size`` when given."""
     side = min(img.size)

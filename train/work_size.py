@@ -12,14 +12,12 @@ default: ``work_size`` in its metadata is the work size, or 0 (one pass); `nst s
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst_core.image_io import open_image, pil_to_tensor, resize_longer
+from nst_core.image_io import open_image, painting_at, pil_to_tensor
 from nst_core.losses.perceptual import PerceptualLoss
 from nst_core.scales import stylize_multiscale, upscale_factor
 from train.config import TrainConfig
@@ -38,10 +36,7 @@ def check_work_size(
     size = max(photos.shape[-2:])
     device = next(loss_fn.encoder.parameters()).device
     loss = PerceptualLoss(loss_fn.encoder, cfg.loss)
-    painting = open_image(cfg.style)  # at the pictures' size, its shorter side at least what VGG needs
-    short, long = sorted(painting.size)
-    side = max(size, math.ceil(loss_fn.encoder.min_side * long / short))
-    loss.set_style([pil_to_tensor(resize_longer(painting, side)).to(device)])
+    loss.set_style([pil_to_tensor(painting_at(open_image(cfg.style), size, loss_fn.encoder.min_side)).to(device)])
 
     def run(x: np.ndarray) -> np.ndarray:
         return net(torch.from_numpy(x).to(device)).float().cpu().numpy()

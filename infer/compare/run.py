@@ -28,7 +28,6 @@ Here: running both methods and scoring them. Settings: `infer.compare.config`; t
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 import statistics
 import time
@@ -52,7 +51,7 @@ from infer.compare.results import (
     same_score,
 )
 from nst_core.errors import NSTError
-from nst_core.image_io import display_name, open_image, pil_to_tensor, resize_longer, tensor_to_pil
+from nst_core.image_io import display_name, open_image, painting_at, pil_to_tensor, resize_longer, tensor_to_pil
 from nst_core.losses.perceptual import LossWeights, PerceptualLoss
 from nst_core.machine import machine_info
 from nst_core.optimize.scales import OptimizeConfig, optimize, resolve_device
@@ -110,9 +109,7 @@ class Metric:
 
     def set_style(self, style: Image.Image, size: int) -> None:
         """The style target as `nst optimize` builds it at this size, its shorter side at least what VGG needs."""
-        short, long = sorted(style.size)
-        side = max(size, math.ceil(self.min_side * long / short))
-        self.loss_fn.set_style([pil_to_tensor(resize_longer(style, side)).unsqueeze(0).to(self.device)])
+        self.loss_fn.set_style([pil_to_tensor(painting_at(style, size, self.min_side)).unsqueeze(0).to(self.device)])
 
     def as_input(self, img: Image.Image) -> torch.Tensor:
         return pil_to_tensor(img).unsqueeze(0).to(self.device).contiguous(memory_format=torch.channels_last)
