@@ -134,6 +134,55 @@ def test_card_and_sample_are_written(shipped_tiny: tuple[Path, Path]) -> None:
     assert "tiny_style.jpg" in card and Image.open(docs / "tiny_style.jpg").width > 64
 
 
+def _match_file(path: Path, **row: object) -> Path:
+    """A `benchmarks/match_iterations.py --json` file of one row (a noise figure of tiny_style at 64 px)."""
+    base = {"model": "tiny_style", "size": 64, "start": "noise", "iterations": {"chelsea": 7, "coffee": None}}
+    path.write_text(json.dumps({"machine": "a test CPU", "rows": [base | {"median": ">9", "max_steps": 9} | row]}))
+    return path
+
+
+def test_figures_measured_later_reach_the_file_and_its_card(shipped_tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """tools/figures.py: a noise figure joins the shipped photo-start one; weights and other metadata untouched."""
+    import onnx
+
+    from tools.figures import main as figures
+
+    model = tmp_path / "tiny_style.onnx"
+    model.write_bytes((shipped_tiny[0] / model.name).read_bytes())
+    before = onnx.load(str(model))
+    match, docs = _match_file(tmp_path / "match.json"), tmp_path / "docs"
+    assert figures([str(model), "--match", str(match), "--docs", str(docs)]) == 0
+    after = shipped.ShippedModel(model.stem, model, shipped.read_metadata(model))
+    assert after.iterations_to_match(64, "noise") == ">9" and after.iterations_to_match(64) != "-"
+    assert after.compare["64"] == json.loads(shipped.read_metadata(shipped_tiny[0] / model.name)["nst.compare"])["64"]
+    assert onnx.load(str(model)).graph == before.graph  # the network itself untouched
+    kept = {p.key: p.value for p in before.metadata_props if p.key != shipped.COMPARE_KEY}
+    assert {k: after.metadata[k] for k in kept} == kept
+    card = (docs / "tiny_style.md").read_text()
+    assert "| 64 px | 2 | chelsea 7, coffee >9 | >9 | a test CPU | uniform noise" in card
+    assert "| 64 px | 2 |" in card.split("uniform noise")[0]  # the photo-start row first, still there
+    assert "skimage:chelsea" in card  # the sample photos the file recorded when shipped
+    assert Image.open(docs / "tiny_style.jpg").size == Image.open(shipped_tiny[1] / "tiny_style.jpg").size
+
+
+@pytest.mark.parametrize(
+    ("row", "needle"),
+    [({"model": "other_style"}, "no figures for 'tiny_style'"), ({"size": "big"}, "not a match_iterations.py")],
+)
+def test_figures_tool_fails_in_one_line_writing_nothing(
+    shipped_tiny: tuple[Path, Path], tmp_path: Path, row: dict, needle: str
+) -> None:
+    model = tmp_path / "tiny_style.onnx"
+    model.write_bytes((shipped_tiny[0] / model.name).read_bytes())
+    match = _match_file(tmp_path / "match.json", **row)
+    args = [sys.executable, str(REPO / "tools" / "figures.py"), str(model), "--match", str(match)]
+    proc = subprocess.run([*args, "--docs", str(tmp_path / "docs")], **RUN)
+    assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "docs").exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tools/figures.py: error: ") and needle in lines[0], proc.stderr
+    assert model.read_bytes() == (shipped_tiny[0] / model.name).read_bytes()
+
+
 def test_bad_facts_and_reports_are_one_line(tiny_run: Path, report_64: Path, tmp_path: Path) -> None:
     facts = tmp_path / "facts.yaml"
     facts.write_text("stages: [{steps: 3, batch: 4}]\n")

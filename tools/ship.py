@@ -223,6 +223,16 @@ def read_compare(folder: Path) -> dict[str, Any]:
     return figures | {"machine": _machine(report), "start": start}
 
 
+def compare_figures(
+    figures: Mapping[str, Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``figures`` (an ``nst.compare`` value) with ``new`` figures added, each replacing any of its size and start."""
+    merged = {key: dict(value) for key, value in figures.items()}
+    for c in new:
+        merged[shipped.compare_key(c["size"], c.get("start", "content"))] = dict(c)
+    return merged
+
+
 def _machine(report: Mapping[str, Any]) -> str:
     from nst_core.machine import describe
 
@@ -234,7 +244,11 @@ def _machine(report: Mapping[str, Any]) -> str:
 
 
 def card_metadata(
-    name: str, facts: Facts, config: Mapping[str, Any], compares: Sequence[Mapping[str, Any]]
+    name: str,
+    facts: Facts,
+    config: Mapping[str, Any],
+    compares: Sequence[Mapping[str, Any]],
+    photos: Sequence[str] = SAMPLE_PHOTOS,
 ) -> dict[str, Any]:
     """The ``nst.*`` keys `infer.models.shipped` reads back (export_onnx's ``metadata`` overrides)."""
     file = style_file(facts.style, config)
@@ -246,7 +260,8 @@ def card_metadata(
         shipped.DATA_KEY: facts.data,
         shipped.LOSS_KEY: loss_section(config),
         shipped.HOW_KEY: facts.how,
-        shipped.COMPARE_KEY: {shipped.compare_key(c["size"], c.get("start", "content")): dict(c) for c in compares},
+        shipped.COMPARE_KEY: compare_figures({}, compares),
+        shipped.SAMPLE_PHOTOS_KEY: list(photos),
     }
     source = provenance(Path(file).name)
     if source:
@@ -376,6 +391,20 @@ def write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def rewrite_metadata(path: Path, values: Mapping[str, str]) -> None:
+    """The ONNX file at ``path`` with ``values`` set in its metadata (other keys kept, in order), rewritten in
+    place atomically; the graph and weights untouched (figures and checks measured after shipping)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in values]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *values.items()]:
+        proto.metadata_props.add(key=key, value=value)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+
+
 def ship(
     run: Path,
     name: str,
@@ -395,7 +424,7 @@ def ship(
     step = int(net_meta["step"]) if net_meta.get("step", "").isdigit() else None
     facts = read_facts(facts_file, config, step, net_meta.get("variant", "-"))
     compares = sorted((read_compare(c) for c in compare), key=lambda c: c["size"])
-    metadata = card_metadata(name, facts, config, compares)
+    metadata = card_metadata(name, facts, config, compares, photos)
     with tempfile.TemporaryDirectory(prefix="nst-ship-") as tmp:
         onnx_file = export_for_shipping(run, Path(tmp) / f"{name}{shipped.SUFFIX}", metadata, precision)
         staged = Path(tmp) / "staged" / f"{name}{shipped.SUFFIX}"  # the final name: the card reads it back

@@ -43,26 +43,13 @@ def check(path: Path, photo_files: Sequence[str]) -> dict:
     return check_work_size(OnnxTeacher(str(path)), PerceptualLoss.build(cfg.loss), cfg, photos)
 
 
-def write(path: Path, values: dict[str, str]) -> None:
-    import onnx
-
-    from nst_core.files import atomic_path
-
-    proto = onnx.load(str(path))
-    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in values]
-    del proto.metadata_props[:]
-    for key, value in [*kept, *values.items()]:
-        proto.metadata_props.add(key=key, value=value)
-    with atomic_path(path) as tmp:
-        onnx.save(proto, str(tmp))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+", type=Path)
     p.add_argument("--photos", nargs="+", default=list(PHOTOS), help="photos to judge by (not the held-out ones)")
     args = p.parse_args(argv)
     from infer.models.shipped import read_metadata
+    from tools.ship import rewrite_metadata
 
     teacher_of = {m: json.loads(read_metadata(m).get("nst.config", "{}")).get("teacher") for m in args.models}
     answers: dict[str, dict] = {}
@@ -77,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         values = {"nst.work_size": str(answer["work_size"])}
         values["nst.work_size_check"] = json.dumps(answer | ({"as_teacher": teacher} if teacher else {}))
-        write(path, values)
+        rewrite_metadata(path, values)
     return 0
 
 

@@ -37,6 +37,8 @@ HOW_KEY = "nst.how"
 #: JSON: {"256": {...}, "256/noise": {...}}: per size and optimizer start, {"size", "start", "photos": [{"name",
 #: "iterations"}], "max_steps", "median"}; the start from the photo keeps the bare size (its key before starts).
 COMPARE_KEY = "nst.compare"
+#: JSON list: the photos of the card's sample picture (the card is regenerated from the metadata alone).
+SAMPLE_PHOTOS_KEY = "nst.sample_photos"
 
 
 def models_dir() -> Path:
@@ -168,6 +170,12 @@ class ShippedModel:
     @property
     def size_bytes(self) -> int:
         return self.path.stat().st_size
+
+    @property
+    def sample_photos(self) -> list[str] | None:
+        """The photos of the card's sample picture, when the file records them."""
+        photos = _json(self.metadata, SAMPLE_PHOTOS_KEY, None)
+        return [str(p) for p in photos] if isinstance(photos, list) and photos else None
 
     @cached_property
     def compare(self) -> dict[str, dict[str, Any]]:
