@@ -38,40 +38,13 @@ def upscale_factor(longer: int, work_size: int) -> int:
     return 2 ** max(0, round(math.log2(work_size / longer))) if work_size > 0 else 1
 
 
-#: Pixels of the picture mirrored around each side before a network runs, cut off after. Networks trained on
-#: crops can paint a line along an edge (the stride-2 convolutions see padding at the top and left only, so the
-#: bottom and right edges are places the loss barely sees): the shipped great_wave network's bottom rows were a
-#: dark and a bright line, 0.42 off the picture's mean at 0 px of margin, 0.13 at 8 (docs/stylize.md). A
-#: multiple of 4 keeps the picture on the network's stride grid; it costs 7% more pixels at 512x384.
-EDGE_MARGIN = 8
-
-
-def with_margin(run: Callable[[np.ndarray], np.ndarray], margin: int = EDGE_MARGIN) -> Callable:
-    """``run`` on the picture with ``margin`` pixels mirrored around it, the margin cut from the result, so no
-    edge of the picture is an edge of the network's input (smaller for pictures too small to mirror)."""
-
-    def padded(x: np.ndarray) -> np.ndarray:
-        h, w = x.shape[2], x.shape[3]
-        m = min(margin, h - 1, w - 1)
-        if m <= 0:
-            return run(x)
-        y = run(np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)), mode="reflect"))
-        return y[:, :, m : m + h, m : m + w]
-
-    return padded
-
-
-def stylize_multiscale(
-    run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, work_size: int, margin: int = EDGE_MARGIN
-) -> np.ndarray:
+def stylize_multiscale(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, work_size: int) -> np.ndarray:
     """``run`` (an (N, 3, H, W) -> same-shape network call) applied at each pyramid level of ``x``, blended.
 
     A picture whose longer side is within about 1.4x of ``work_size`` (or ``work_size`` 0) is run once; one
     well under it is run enlarged to about the work size and brought back (a network trained on the painting
-    at 512 px paints a 256 px photo's strokes at their size). Every run sees ``margin`` mirrored pixels around
-    its picture (`with_margin`).
+    at 512 px paints a 256 px photo's strokes at their size).
     """
-    run = with_margin(run, margin)
     up = upscale_factor(max(x.shape[2:]), work_size)
     if up > 1:
         h, w = x.shape[2], x.shape[3]

@@ -66,24 +66,6 @@ def test_a_picture_half_the_work_size_is_painted_enlarged_and_brought_back():
     assert _strongest_period(stylize_multiscale(_stripes, x, 160)) == pytest.approx(8)  # within 1.4x: one pass
 
 
-def _edge_lines(a: np.ndarray) -> np.ndarray:
-    """A 'network' that paints the picture back with a dark line along its bottom and a light one along its
-    right edge (as the shipped great_wave network painted its bottom rows)."""
-    y = a.copy()
-    y[:, :, -2:, :] = 0.0
-    y[:, :, :, -2:] = 1.0
-    return y
-
-
-@pytest.mark.parametrize("size", [(40, 56), (3, 5)])  # (3, 5): smaller than the margin, mirrored as far as it goes
-def test_no_edge_of_the_picture_is_an_edge_of_the_networks_input(size):
-    x = np.random.default_rng(1).random((1, 3, *size), dtype=np.float32)
-    assert np.abs(stylize_multiscale(_edge_lines, x, 0, margin=0) - x).max() > 0.5  # without it: the lines
-    np.testing.assert_array_equal(stylize_multiscale(_edge_lines, x, 0), x)  # the margin cut away exactly
-    enlarged = stylize_multiscale(_edge_lines, x, 4 * max(size))  # painted enlarged, brought back: no line either
-    np.testing.assert_array_equal(enlarged, stylize_multiscale(lambda a: a, x, 4 * max(size)))
-
-
 @pytest.mark.parametrize(
     ("metadata", "size"),
     [

@@ -47,7 +47,7 @@ def check_work_size(
     for photo in photos:
         x = photo[None].float().cpu().numpy()
         targets = loss.content_targets(photo[None].to(device))
-        pictures = {"one_pass": stylize_multiscale(run, x, 0), "work_size": stylize_multiscale(run, x, work)}
+        pictures = {"one_pass": run(x), "work_size": stylize_multiscale(run, x, work)}
         for name, y in pictures.items():
             picture = torch.from_numpy(np.clip(y, 0.0, 1.0)).to(device)
             totals[name] += float(loss(picture, targets)["total"]) / len(photos)

@@ -32,7 +32,7 @@ from infer.stylize.providers import available_providers, provider_options, resol
 from nst_core.color import preserve_color as keep_color
 from nst_core.errors import NSTError
 from nst_core.image_io import array_to_pil, open_image, pil_to_array, resize_array, resize_longer
-from nst_core.scales import EDGE_MARGIN, model_work_size, stylize_multiscale
+from nst_core.scales import model_work_size, stylize_multiscale
 
 if TYPE_CHECKING:
     import torch
@@ -270,8 +270,7 @@ class Stylizer:
         None: the model's ``work_size``, 0: none), at that size too, blended so the strokes have the size the
         painting's have at the output size (`nst_core.scales`)."""
         size = self.work_size if work_size is None else work_size
-        margin = 0 if self.fixed_size else EDGE_MARGIN  # a fixed-size model is resized anyway
-        return stylize_multiscale(lambda a: self.network(a, tile), x, size or 0, margin)
+        return stylize_multiscale(lambda a: self.network(a, tile), x, size or 0)
 
     def stylize_tensor(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
         """(3, H, W) or (N, 3, H, W) float tensor in [0, 1] -> the network's output, same shape (float32, CPU)."""
