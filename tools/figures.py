@@ -28,17 +28,8 @@ sys.path.insert(0, str(ROOT))
 from infer.models import shipped  # noqa: E402
 from nst_core.cli import OneLineParser, exit_status  # noqa: E402
 from nst_core.errors import NSTError  # noqa: E402
-from nst_core.image_io import save_image  # noqa: E402
 from nst_core.log import configure  # noqa: E402
-from tools.ship import (  # noqa: E402
-    SAMPLE_PHOTOS,
-    card_markdown,
-    compare_figures,
-    read_compare,
-    rewrite_metadata,
-    sample_picture,
-    write_bytes,
-)
+from tools.ship import SAMPLE_PHOTOS, compare_figures, read_compare, rewrite_metadata, write_card  # noqa: E402
 
 ROW_KEYS = ("model", "size", "start", "iterations", "median", "max_steps")
 
@@ -88,13 +79,8 @@ def refigure(model: Path, figures: Sequence[dict[str, Any]], docs: Path, photos:
     photos = photos or current.sample_photos or SAMPLE_PHOTOS
     values[shipped.SAMPLE_PHOTOS_KEY] = json.dumps(list(photos))
     rewrite_metadata(model, values)
-    updated = shipped.ShippedModel(model.stem, model, shipped.read_metadata(model))
-    config = json.loads(meta.get("nst.config", "{}"))
-    card = docs / f"{model.stem}.md"
-    docs.mkdir(parents=True, exist_ok=True)
-    save_image(sample_picture(model, photos), docs / f"{model.stem}.jpg", quality=90)
-    write_bytes(card, card_markdown(updated, config, photos, docs).encode())
-    return card
+    updated = shipped.ShippedModel(model.stem, model, meta | values)  # what the rewritten file now holds
+    return write_card(updated, json.loads(meta.get("nst.config", "{}")), photos, docs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -391,6 +391,18 @@ def write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def write_card(model: shipped.ShippedModel, config: Mapping[str, Any], photos: Sequence[str], docs: Path) -> Path:
+    """The sample picture ``docs/<name>.jpg`` (``photos`` stylized by the model's file) and the card
+    ``docs/<name>.md`` from its metadata; returns the card."""
+    from nst_core.image_io import save_image
+
+    docs.mkdir(parents=True, exist_ok=True)
+    save_image(sample_picture(model.path, photos), docs / f"{model.name}.jpg", quality=90)
+    card = docs / f"{model.name}.md"
+    write_bytes(card, card_markdown(model, config, photos, docs).encode())
+    return card
+
+
 def rewrite_metadata(path: Path, values: Mapping[str, str]) -> None:
     """The ONNX file at ``path`` with ``values`` set in its metadata (other keys kept, in order), rewritten in
     place atomically; the graph and weights untouched (figures and checks measured after shipping)."""
@@ -431,12 +443,7 @@ def ship(
         staged.parent.mkdir()
         shutil.copyfile(onnx_file, staged)
         model = shipped.ShippedModel(name, staged, shipped.read_metadata(staged))
-        sample = sample_picture(staged, photos)
-        docs.mkdir(parents=True, exist_ok=True)
-        from nst_core.image_io import save_image
-
-        save_image(sample, docs / f"{name}.jpg", quality=90)
-        write_bytes(docs / f"{name}.md", card_markdown(model, config, photos, docs).encode())
+        write_card(model, config, photos, docs)
         write_bytes(models / staged.name, staged.read_bytes())  # last: never a model without its card
     return shipped.ShippedModel(name, models / staged.name, model.metadata)
 
