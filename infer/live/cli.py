@@ -12,7 +12,13 @@ import argparse
 import json
 from pathlib import Path
 
-from infer.stylize.cli import add_runtime_options, add_work_size_option, quality, smooth
+from infer.stylize.cli import (
+    add_flicker_options,
+    add_runtime_options,
+    add_work_size_option,
+    check_flicker_options,
+    quality,
+)
 from nst_core.cli.options import add_command, add_output_option, add_report_options, positive_int, unit_float
 from nst_core.errors import NSTError
 from nst_core.log import LOG
@@ -26,7 +32,7 @@ DESCRIPTION = (
 )
 EXAMPLES = (
     "nst live --model starry_night_fast",
-    "nst live --model starry_night_fast --size 480 --smooth 0.5",
+    "nst live --model starry_night_fast --size 480 --temporal",
     "nst live --model udnie_fast --source clip.mp4 -o clip_udnie.mp4 --json",
     "nst live --model the_scream_fast --source 0 -o webcam.mp4 --max-frames 300",
 )
@@ -55,9 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours (stylized luminance)")
     p.add_argument("--strength", type=unit_float, default=1.0, help="blend with the input (0: the input)")
     add_work_size_option(p)
-    p.add_argument(
-        "--smooth", type=smooth, nargs="?", const=0.5, default=0.0, metavar="S", help="against flicker (flag: 0.5)"
-    )
+    add_flicker_options(p)
     p.add_argument("--quality", type=quality, default=95, help="recording quality: x264 CRF (100 - Q) x 0.51")
     add_runtime_options(p)
     add_report_options(p, "print one JSON object on stdout: frames, seconds, frames_per_second, size, provider")
@@ -105,10 +109,12 @@ def wants_window(args: argparse.Namespace) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Check everything, open the source, load the model, run the loop, report."""
     from infer.live.run import Window, open_capture, run_live
+    from infer.stylize.report import temporal_note
     from infer.stylize.run import load_model
     from infer.stylize.stylizer import FrameOptions
 
     output = check_output(args.output) if args.output else None
+    check_flicker_options(args)
     show = wants_window(args)
     capture = open_capture(args.source)
     window = None
@@ -131,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         (w, h), saved = result.size, f", saved {output}" if output else ""
         LOG.info(
             f"{result.frames} frames ({w}x{h}) in {result.seconds:.1f}s = {result.frames_per_second:.1f} frames/s, "
-            f"median {summary['median_ms_per_frame']} ms/frame, {stylizer.provider}; stopped: {result.stopped}{saved}"
+            f"median {summary['median_ms_per_frame']} ms/frame, {stylizer.provider}{temporal_note(summary)}; "
+            f"stopped: {result.stopped}{saved}"
         )
     return 0

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from infer.stylize.stylizer import FrameOptions
+from infer.stylize.stylizer import FrameOptions, frame_temporal
 from nst_core.errors import NSTError
 
 if TYPE_CHECKING:
@@ -37,14 +37,10 @@ CAMERA_FPS = 30.0  # a camera that does not say its frame rate
 
 
 def _cv2() -> Any:
-    """OpenCV, its own and FFmpeg's console messages off (a failure is our one line); the variables win if set."""
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    try:
-        import cv2
-    except ImportError:
-        raise NSTError(f"nst live needs OpenCV: {INSTALL_HINT}") from None
-    return cv2
+    """OpenCV, quiet (`infer.temporal.flow.load_cv2`), or one line naming the [live] extra."""
+    from infer.temporal.flow import load_cv2
+
+    return load_cv2(INSTALL_HINT)
 
 
 def display_problem() -> str | None:
@@ -110,6 +106,7 @@ class LiveResult:
     output: str | None = None
     stopped: str = "end"  # end (of the source), key (q/Esc), max-frames, window (closed), interrupt (Ctrl-C)
     frame_ms: list[float] = field(default_factory=list)
+    temporal: dict[str, Any] = field(default_factory=dict)  # `FrameTemporal.summary`: filter cost, warping error
 
     @property
     def frames_per_second(self) -> float:
@@ -126,6 +123,7 @@ class LiveResult:
             "median_ms_per_frame": None if median is None else round(median, 2),
             "size": list(self.size),
             "stopped": self.stopped,
+            **self.temporal,
         }
 
 
@@ -170,7 +168,8 @@ def run_live(
     options = options or FrameOptions()
     if options.size and capture.longer_side:
         options = replace(options, size=min(options.size, capture.longer_side))
-    styled = stylizer.stylize_frames(capture.frames(), options)
+    temporal = frame_temporal(options)
+    styled = stylizer.stylize_frames(capture.frames(), options, temporal)
     recording = open_writer(output, capture.fps, quality) if output else nullcontext()
     t0 = last = time.perf_counter()
     with recording as writer:
@@ -193,6 +192,7 @@ def run_live(
                 raise  # before the first frame: no empty recording, and the command ends as interrupted
             result.stopped = "interrupt"
         result.seconds = time.perf_counter() - t0
+        result.temporal = temporal.summary() if temporal is not None else {}
         if writer is not None and result.frames == 0:
             raise NSTError(f"{capture.name}: no frames came from the source")
     return result

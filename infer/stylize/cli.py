@@ -45,7 +45,7 @@ EXAMPLES = (
     "nst stylize photo.jpg --model candy.onnx -o out.png",
     "nst stylize photos/ more.jpg --model candy.onnx -o styled/",
     "nst stylize - --model candy.onnx -o - < in.jpg > out.png",
-    "nst stylize clip.mp4 --model candy.onnx -o clip_candy.mp4 --smooth 0.5",
+    "nst stylize clip.mp4 --model candy.onnx -o clip_candy.mp4 --temporal",
     "nst stylize --info --model candy.onnx",
     "nst stylize photo.jpg --model runs/candy -o out.png",
 )
@@ -53,6 +53,9 @@ EXAMPLES = (
 FORMATS = tuple(sorted(ext[1:] for ext in SAVE_FORMATS))
 quality = number(int, 1, 100)
 smooth = number(float, 0, 1, high_open=True)
+#: --temporal given without a value: strong enough for a 3x lower warping error, weak enough not to smear
+#: (benchmarks/README.md, "Video flicker").
+TEMPORAL_DEFAULT = 0.7
 
 
 def tile(text: str) -> int:
@@ -91,6 +94,46 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, help="onnxruntime CPU threads (default: its own choice)")
 
 
+def add_flicker_options(p: argparse.ArgumentParser) -> None:
+    """--temporal, --smooth and --flicker: video frames against flicker, and its measure (`nst stylize`, `nst live`)."""
+    p.add_argument(
+        "--temporal",
+        type=smooth,
+        nargs="?",
+        const=TEMPORAL_DEFAULT,
+        default=0.0,
+        metavar="S",
+        help="video: follow the motion (optical flow) and blend each frame with the previous output moved along it, "
+        f"S of it, where the flow is reliable; scene cuts start afresh (flag alone: {TEMPORAL_DEFAULT}; needs OpenCV)",
+    )
+    p.add_argument(
+        "--smooth",
+        type=smooth,
+        nargs="?",
+        const=0.5,
+        default=0.0,
+        metavar="S",
+        help="video: blend each frame with the previous output where the input did not change (flag alone: 0.5; "
+        "moving things still flicker: --temporal follows them)",
+    )
+    p.add_argument(
+        "--flicker",
+        action="store_true",
+        help="video: measure the warping error of the frames written (Lai et al. 2018; lower is steadier) and report "
+        "it with --json and on stderr",
+    )
+
+
+def check_flicker_options(args: argparse.Namespace, videos: bool = True) -> None:
+    """Before any work: one way against flicker at a time, and OpenCV present when there are ``videos`` to follow."""
+    if args.smooth > 0 and args.temporal > 0:
+        raise NSTError("--smooth and --temporal both fight flicker: give one (--temporal follows motion)")
+    if videos and (args.temporal > 0 or args.flicker):
+        from infer.temporal.flow import load_cv2
+
+        load_cv2()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "stylize", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, folders (recursive), - for stdin")
@@ -116,15 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="process in overlapping NxN tiles when a side is longer than N; 0: never "
         "(default: 1024 px tiles for images over 2048x2048 pixels)",
     )
-    p.add_argument(
-        "--smooth",
-        type=smooth,
-        nargs="?",
-        const=0.5,
-        default=0.0,
-        metavar="S",
-        help="video: blend each frame with the previous output where the input did not move (flag alone: 0.5)",
-    )
+    add_flicker_options(p)
     p.add_argument(
         "--format", choices=FORMATS, help="output image format for folders and stdout (default: the input's, else png)"
     )
@@ -167,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         from infer.stylize.video import check_video_support
 
         check_video_support()
+    check_flicker_options(args, videos=any(job.video for job in jobs.jobs))
     report_skipped(jobs, args)
     t0 = time.perf_counter()
     stylizer = load_model(args)

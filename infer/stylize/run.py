@@ -96,6 +96,7 @@ def run_video(stylizer: Stylizer, job: Job, args: argparse.Namespace) -> Outcome
             "frames_per_second": round(res.frames_per_second, 2),
             "seconds": round(res.seconds, 3),
             "audio": res.audio,
+            **res.temporal,
         },
     )
 

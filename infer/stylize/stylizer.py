@@ -37,6 +37,8 @@ from nst_core.scales import model_work_size, stylize_multiscale
 if TYPE_CHECKING:
     import torch
 
+    from infer.temporal.stream import FrameTemporal
+
     ImageSource = Image.Image | str | os.PathLike | bytes | torch.Tensor | np.ndarray
 
 #: Smallest side the network runs on (its first 9x9 reflection pad needs 5 pixels); smaller inputs are padded.
@@ -52,7 +54,9 @@ class FrameOptions:
     size: int | None = None  # longer side of the output (None: the frame's own)
     preserve_color: bool = False  # keep the frame's colours (stylized luminance)
     strength: float = 1.0  # blend of the stylized frame with the frame (0: the frame)
-    smooth: float = 0.0  # temporal smoothing against flicker, in [0, 1): see `Stylizer.stylize_frames`
+    smooth: float = 0.0  # blend with the previous output where the input did not change, in [0, 1)
+    temporal: float = 0.0  # motion-compensated consistency against flicker, in [0, 1): `infer.temporal`
+    flicker: bool = False  # measure the warping error of the frames shown (`infer.temporal.measure`)
     tile: int | None = None  # tile side (None: automatic; 0: never)
     work_size: int | None = None  # the network also at this size, blended (None: the model's; 0: never)
 
@@ -340,17 +344,26 @@ class Stylizer:
         options = {"preserve_color": preserve_color, "strength": strength, "tile": tile, "work_size": work_size}
         return array_to_pil(self.stylize_array(content, **options))
 
-    def stylize_frames(self, frames: Iterator[np.ndarray], options: FrameOptions | None = None) -> Iterator[np.ndarray]:
+    def stylize_frames(
+        self, frames: Iterator[np.ndarray], options: FrameOptions | None = None, temporal: FrameTemporal | None = None
+    ) -> Iterator[np.ndarray]:
         """Stylize a stream of (H, W, 3) uint8 video frames; yields (H', W', 3) uint8 frames.
 
-        ``options.smooth`` in [0, 1): temporal smoothing against flicker. Each output pixel is blended with the
-        previous output pixel with weight ``smooth * max(0, 1 - d / 0.1)``, where ``d`` is how much that
-        pixel of the input changed since the previous frame (mean absolute RGB difference, 0..1): static
-        areas are averaged over frames (an exponential moving average), moving ones are not (no ghosting).
+        Against flicker, ``options.temporal`` in [0, 1) follows the input's motion: the previous output is
+        moved along the optical flow and blended with the new one where the flow is reliable
+        (`infer.temporal.TemporalFilter`; needs OpenCV). ``options.smooth`` in [0, 1), the older and weaker
+        way, blends each output pixel with the previous output pixel with weight ``smooth * max(0, 1 - d /
+        0.1)``, ``d`` being how much that input pixel changed (mean absolute RGB difference, 0..1): still areas
+        are averaged, moving ones flicker. ``temporal`` (built from ``options`` when None) also measures the
+        warping error when ``options.flicker``; pass one in to read its `summary` afterwards.
         """
         o = options or FrameOptions()
         if not 0.0 <= o.smooth < 1.0:
             raise NSTError(f"smooth must be in [0, 1), got {o.smooth}")
+        if o.smooth > 0 and o.temporal > 0:
+            raise NSTError("--smooth and --temporal both fight flicker: give one (--temporal follows motion)")
+        if temporal is None:
+            temporal = frame_temporal(o)
         prev_in: np.ndarray | None = None
         prev_out: np.ndarray | None = None
         for frame in frames:
@@ -363,7 +376,18 @@ class Stylizer:
                 weight = o.smooth * np.clip(1.0 - change / 0.1, 0.0, None)
                 out = weight * prev_out + (1.0 - weight) * out
             prev_in, prev_out = content, out
+            if temporal is not None and temporal.active:
+                out = temporal(content.transpose(1, 2, 0), out.transpose(1, 2, 0)).transpose(2, 0, 1)
             yield np.asarray(array_to_pil(out))
+
+
+def frame_temporal(options: FrameOptions) -> FrameTemporal | None:
+    """The filter and measure ``options`` ask for (None: neither, and OpenCV is not needed)."""
+    if options.temporal <= 0 and not options.flicker:
+        return None
+    from infer.temporal.stream import FrameTemporal
+
+    return FrameTemporal(options.temporal, options.flicker)
 
 
 def _tensor_content(image: torch.Tensor, size: int | None) -> np.ndarray:

@@ -22,7 +22,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +76,7 @@ class VideoResult:
     size: tuple[int, int]  # (width, height) of the output
     seconds: float  # decoding, stylizing and encoding, whole video
     audio: str | None = None  # "aac (copied)", "opus (re-encoded from aac)", None: the input has no sound
+    temporal: dict[str, Any] = field(default_factory=dict)  # `FrameTemporal.summary`: filter cost, warping error
 
     @property
     def ms_per_frame(self) -> float:
@@ -330,14 +331,17 @@ def stylize_video(
     `Stylizer.stylize_frames`)."""
     from tqdm.auto import tqdm
 
+    from infer.stylize.stylizer import FrameOptions, frame_temporal
+
     dest = Path(dest)
     t0 = time.perf_counter()
     source = VideoSource(src)
+    temporal = frame_temporal(options or FrameOptions())
     show = {"disable": not progress, "dynamic_ncols": True, "leave": False}
     bar = tqdm(total=source.total, desc=source.src.name, unit="frame", **show)
     try:
         with open_writer(dest, source.rate, quality, source.audio) as writer:
-            styled = stylizer.stylize_frames(source.frames(writer.add_audio), options)
+            styled = stylizer.stylize_frames(source.frames(writer.add_audio), options, temporal)
             for out in styled:
                 writer.write(out, round(source.times.popleft() * source.fps))
                 bar.update(1)
@@ -347,4 +351,5 @@ def stylize_video(
         bar.close()
         source.close()
     seconds = time.perf_counter() - t0
-    return VideoResult(dest, writer.frames, source.fps, writer.size, seconds=seconds, audio=writer.audio_note)
+    summary = temporal.summary() if temporal is not None else {}
+    return VideoResult(dest, writer.frames, source.fps, writer.size, seconds, writer.audio_note, summary)

@@ -1,0 +1,165 @@
+"""Motion-compensated temporal consistency for per-frame stylization: `TemporalFilter`.
+
+A feed-forward style network answers a small change of its input with different brush strokes, so a
+stylized video flickers wherever something moves. The filter follows the picture's motion instead of
+fighting it: the previous *output* is warped onto the current frame by the optical flow of the *input*
+frames (`infer.temporal.flow`) and blended with the new output, ``strength`` of the warped one, wherever the
+flow is reliable. Where it is not (occlusions, the strip a moving camera uncovers, a lighting change the
+flow cannot explain) the new output is kept as it is, so nothing smears or leaves a ghost. Along a
+trajectory the output is an exponential moving average of the network's answers: strength 0.7 leaves about
+a sixth of the frame-to-frame difference of uncorrelated strokes ((1 - s)^2 / (1 + s) of its square).
+
+A scene cut is a frame where too little of the picture is reliable (`cut_below`): the filter starts again from
+the new frame, so nothing is blended across the cut.
+
+This is the post-process family of Lai et al. 2018 and Bonneel et al. 2015 (blind temporal consistency of a
+per-frame method) with the reliability test of Ruder et al. 2016, without a learned network.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infer.temporal.flow import Consistency, FlowEstimator, gray, inside, load_cv2, sample, to_unit
+from nst_core.errors import NSTError
+
+#: Mean absolute RGB difference (0..1) between a frame and the previous frame warped onto it above which a
+#: pixel is not trusted even when the flows agree (a change of light, a reflection, a flow that slid).
+PHOTO_TOLERANCE = 0.08
+#: A frame with less than this fraction of reliable pixels starts a new scene (nothing blended across it).
+CUT_BELOW = 0.3
+#: The flow is found on frames this many pixels on their longer side at most: the flow of a 320 px frame at
+#: 160 px costs a quarter and follows as well (benchmarks/README.md, "Video flicker").
+FLOW_SIDE = 160
+
+
+@dataclass
+class FilterStats:
+    """What the filter did over a stream, for stderr and ``--json``: its cost and how much it could follow."""
+
+    frames: int = 0
+    cuts: int = 0  # frames where a new scene started (the first frame not counted)
+    ms: list[float] = field(default_factory=list)  # flow, test and blend, per frame after the first
+    reliable: list[float] = field(default_factory=list)  # fraction of pixels followed, per frame after the first
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "temporal_ms_per_frame": round(statistics.median(self.ms), 2) if self.ms else 0.0,
+            "temporal_followed": round(statistics.fmean(self.reliable), 3) if self.reliable else 0.0,
+            "scene_cuts": self.cuts,
+        }
+
+
+def check_strength(strength: float) -> float:
+    if not 0.0 <= strength < 1.0 or strength != strength:
+        raise NSTError(f"temporal strength must be in [0, 1), got {strength}")
+    return strength
+
+
+class TemporalFilter:
+    """Blend each stylized frame with the previous output moved along the input's motion (module docstring).
+
+    Per frame, in order: `follow` the input frame (the optical flow from the previous one: it needs only the
+    inputs, so a caller can run it before the network), then `blend` the network's output for it. Calling the
+    filter does both. Frames are (H, W, 3), float in [0, 1] or uint8; the result is float32 (H, W, 3). A frame
+    of another size starts a new scene. The flow is computed with the frames scaled to ``flow_side`` pixels on
+    their longer side at most (the output is still warped at full size); ``stats`` collects the cost and cuts.
+    """
+
+    def __init__(
+        self,
+        strength: float,
+        *,
+        preset: str = "ultrafast",
+        forward_backward: bool = True,
+        flow_side: int = FLOW_SIDE,
+        cut_below: float = CUT_BELOW,
+    ) -> None:
+        self.strength = check_strength(strength)
+        self.cv2 = load_cv2()
+        self.flow = FlowEstimator(preset)
+        self.forward_backward = forward_backward
+        self.flow_side = flow_side
+        self.cut_below = cut_below
+        self.test = Consistency()
+        self.stats = FilterStats()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next frame is shown as the network made it."""
+        self._small: np.ndarray | None = None  # previous frame (float, at the flow's size)
+        self._out: np.ndarray | None = None  # previous output (full size)
+        self._followed: tuple[np.ndarray, np.ndarray] | None = None  # this frame's (mask, backward flow), full size
+        self._ms: float | None = None  # the time `follow` took for this frame, until `blend` adds its own
+
+    def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
+        self.follow(frame)
+        return self.blend(styled)
+
+    def follow(self, frame: np.ndarray) -> None:
+        """Find where this frame's pixels were in the previous frame, and which of them can be trusted."""
+        t0 = time.perf_counter()
+        small = self._shrink(to_unit(frame))
+        prev, self._small = self._small, small
+        self._followed = None
+        self.stats.frames += 1
+        if prev is None or prev.shape != small.shape or self.strength == 0:
+            self._ms = None
+            return
+        mask, backward = self._reliable(prev, small)
+        self.stats.reliable.append(float(mask.mean()))
+        if self.stats.reliable[-1] < self.cut_below:
+            self.stats.cuts += 1
+        else:
+            self._followed = self._full_size(mask, backward, frame.shape[:2])
+        self._ms = (time.perf_counter() - t0) * 1000
+
+    def blend(self, styled: np.ndarray) -> np.ndarray:
+        """The frame to show: ``styled`` (the network's output for the frame last followed) with the previous
+        output moved onto it, ``strength`` of it where the motion was followed."""
+        t0 = time.perf_counter()
+        out = to_unit(styled)
+        if self._followed is not None and self._out is not None and self._out.shape == out.shape:
+            mask, backward = self._followed
+            weight = (self.strength * mask)[..., None]
+            out = out + weight * (sample(self._out, backward, self.cv2) - out)
+        if self._ms is not None:  # a frame that had a previous one to follow: its whole cost
+            self.stats.ms.append(self._ms + (time.perf_counter() - t0) * 1000)
+            self._ms = None
+        self._out = out
+        return out
+
+    def _shrink(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` with its longer side at most ``flow_side`` (area averaging)."""
+        h, w = frame.shape[:2]
+        scale = self.flow_side / max(h, w)
+        if scale >= 1:
+            return frame
+        size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        return self.cv2.resize(frame, size, interpolation=self.cv2.INTER_AREA)
+
+    def _reliable(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W) bool where the backward flow can be trusted (forward-backward test, photometric test), and the
+        backward flow, both at the flow's size."""
+        g_prev, g_cur = gray(prev), gray(cur)
+        backward = self.flow(g_cur, g_prev)
+        photo = np.abs(sample(prev, backward, self.cv2) - cur).mean(-1) <= PHOTO_TOLERANCE
+        if not self.forward_backward:
+            return photo & inside(backward), backward
+        return photo & self.test.mask(backward, self.flow(g_prev, g_cur), self.cv2), backward
+
+    def _full_size(
+        self, mask: np.ndarray, backward: np.ndarray, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The mask (as float weights) and the flow at the frame's own size (the flow's vectors scaled with it)."""
+        h, w = shape
+        weights = mask.astype(np.float32)
+        if backward.shape[:2] == (h, w):
+            return weights, backward
+        scale = np.array([w / backward.shape[1], h / backward.shape[0]], np.float32)
+        flow = self.cv2.resize(backward, (w, h), interpolation=self.cv2.INTER_LINEAR) * scale
+        return self.cv2.resize(weights, (w, h), interpolation=self.cv2.INTER_LINEAR), flow
