@@ -366,8 +366,11 @@ class Stylizer:
             temporal = frame_temporal(o)
         prev_in: np.ndarray | None = None
         prev_out: np.ndarray | None = None
+        temporal = temporal if temporal is not None and temporal.active else None
         for frame in frames:
             content = self.content_array(np.ascontiguousarray(frame[..., :3]), o.size)
+            if temporal is not None:
+                temporal.follow(content.transpose(1, 2, 0))
             out = self.stylize_array(
                 content, preserve_color=o.preserve_color, strength=o.strength, tile=o.tile, work_size=o.work_size
             )
@@ -376,8 +379,8 @@ class Stylizer:
                 weight = o.smooth * np.clip(1.0 - change / 0.1, 0.0, None)
                 out = weight * prev_out + (1.0 - weight) * out
             prev_in, prev_out = content, out
-            if temporal is not None and temporal.active:
-                out = temporal(content.transpose(1, 2, 0), out.transpose(1, 2, 0)).transpose(2, 0, 1)
+            if temporal is not None:
+                out = temporal.show(content.transpose(1, 2, 0), out.transpose(1, 2, 0)).transpose(2, 0, 1)
             yield np.asarray(array_to_pil(out))
 
 

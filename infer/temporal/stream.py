@@ -23,9 +23,16 @@ class FrameTemporal:
     def active(self) -> bool:
         return self.filter is not None or self.meter is not None
 
-    def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
-        """The (H, W, 3) frame to show for input ``frame`` and the network's ``styled`` (both float in [0, 1])."""
-        out = self.filter(frame, styled) if self.filter is not None else styled
+    def follow(self, frame: np.ndarray) -> None:
+        """Before the network: the flow from the previous input frame (`TemporalFilter.follow`). Done first, the
+        flow does not share the CPU with the threads onnxruntime keeps spinning for a moment after each run."""
+        if self.filter is not None:
+            self.filter.follow(frame)
+
+    def show(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
+        """The (H, W, 3) frame to show for input ``frame`` (followed first) and the network's ``styled`` (both
+        float in [0, 1]); measured when asked."""
+        out = self.filter.blend(styled) if self.filter is not None else styled
         if self.meter is not None:
             self.meter.add(frame, out)
         return out
