@@ -44,9 +44,8 @@ METHODS: dict[str, tuple[dict, dict | None]] = {
 }
 #: --variants: the filter's design choices, each alone against the default (strength 0.7).
 VARIANTS: dict[str, tuple[dict, dict | None]] = {
-    "0.7 photometric test only": ({"temporal": 0.7}, {"forward_backward": False}),
-    "0.7 flow at full size": ({"temporal": 0.7}, {"flow_side": 10_000}),
-    "0.7 flow at 96 px": ({"temporal": 0.7}, {"flow_side": 96}),
+    "0.7 with the forward-backward test": ({"temporal": 0.7}, {"forward_backward": True}),
+    "0.7 flow at 160 px": ({"temporal": 0.7}, {"flow_side": 160}),
 }
 
 
@@ -75,7 +74,16 @@ def measure(stylizer: Stylizer, frames: list[np.ndarray], method: tuple[dict, di
     options = FrameOptions(**method[0])
     temporal = temporal_for(options, method[1], measure=True)
     out = list(stylizer.stylize_frames(iter(frames), options, temporal))
-    return {**temporal.summary(), "frames": len(out)}
+    return {**temporal.summary(), "frames": len(out), "detail": detail(out)}
+
+
+def detail(frames: list[np.ndarray]) -> float:
+    """Mean absolute Laplacian of the frames' luma: the fine strokes a blend over frames can wash out (compared
+    with per-frame stylization's, it says how much of the texture a method keeps)."""
+    from infer.temporal.flow import gray, load_cv2
+
+    cv2 = load_cv2()
+    return round(float(np.mean([np.abs(cv2.Laplacian(gray(f), cv2.CV_32F)).mean() for f in frames])), 3)
 
 
 def timed(frames: Iterator[np.ndarray]) -> list[float]:
@@ -88,20 +96,29 @@ def timed(frames: Iterator[np.ndarray]) -> list[float]:
     return times[1:]
 
 
-def cost(stylizer: Stylizer, frames: list[np.ndarray], rounds: int) -> dict:
-    """Median ms per frame of the whole loop, plain and with --temporal 0.7, in interleaved rounds."""
-    runs: dict[str, list[float]] = {"per-frame": [], "temporal 0.7": []}
-    for _ in range(rounds):
-        for name in runs:
-            options = FrameOptions(**METHODS[name][0])
-            runs[name].append(statistics.median(timed(stylizer.stylize_frames(iter(frames), options))))
-    plain, filtered = statistics.median(runs["per-frame"]), statistics.median(runs["temporal 0.7"])
-    return {
-        "ms_per_frame": round(plain, 2),
-        "ms_per_frame_temporal": round(filtered, 2),
-        "added": round(filtered / plain - 1, 3),
-        "rounds": runs,
-    }
+def cost(stylizer: Stylizer, frames: list[np.ndarray], rounds: int, methods: dict) -> dict:
+    """What each --temporal method adds per frame on the pan clip, measured within its own runs (so the machine's
+    drift between runs, which was larger than the filter's cost, cancels): the median of the filter's own time
+    per frame (flow, tests, blend) over the median of the rest of the loop (network and conversions)."""
+    out: dict[str, dict] = {}
+    for name, (fields, filter_kw) in methods.items():
+        if filter_kw is None:
+            continue
+        loop, filt = [], []
+        for _ in range(rounds):
+            options = FrameOptions(**fields)
+            temporal = temporal_for(options, filter_kw, measure=False)
+            loop.append(statistics.median(timed(stylizer.stylize_frames(iter(frames), options, temporal))))
+            filt.append(statistics.median(temporal.filter.stats.ms))
+        rest = statistics.median(loop) - statistics.median(filt)
+        out[name] = {
+            "filter_ms": round(statistics.median(filt), 2),
+            "rest_ms": round(rest, 2),
+            "added": round(statistics.median(filt) / rest, 3),
+            "loop_ms": loop,
+            "filter_ms_rounds": filt,
+        }
+    return out
 
 
 def figures(stylizer: Stylizer, frames: list[np.ndarray], strip: Path, animation: Path) -> None:
@@ -128,12 +145,17 @@ def figures(stylizer: Stylizer, frames: list[np.ndarray], strip: Path, animation
         heat = np.clip(np.abs(seq[23].astype(np.float32) - moved).mean(-1) * 4, 0, 255).astype(np.uint8)
         sheet.paste(Image.fromarray(heat).convert("RGB"), (110 + 4 * w, r * h))
     sheet.save(strip, quality=88)
-    pairs = [
-        np.concatenate([a, np.full((h, 8, 3), 255, np.uint8), b], 1)
-        for a, b in zip(runs["per-frame"], runs["temporal 0.7"], strict=True)
-    ]
-    images = [Image.fromarray(f).resize((f.shape[1] * 3 // 4, f.shape[0] * 3 // 4), Image.LANCZOS) for f in pairs]
-    images[0].save(animation, save_all=True, append_images=images[1:], duration=1000 // 24, loop=0)
+    images = []
+    for a, b in zip(runs["per-frame"], runs["temporal 0.7"], strict=True):
+        pair = Image.fromarray(np.concatenate([a, np.full((h, 8, 3), 255, np.uint8), b], 1))
+        draw = ImageDraw.Draw(pair)
+        for x, label in ((0, "frame by frame"), (w + 8, "--temporal 0.7")):
+            draw.rectangle((x, 0, x + 7 * len(label) + 8, 16), fill="black")
+            draw.text((x + 4, 2), label, fill="white")
+        images.append(pair)
+    images[0].save(
+        animation, save_all=True, append_images=images[1:], duration=1000 // 24, loop=0, quality=40, method=6
+    )
 
 
 def main() -> int:
@@ -141,7 +163,9 @@ def main() -> int:
     p.add_argument("--styles", nargs="+", default=["starry_night_fast", "udnie_fast"], help="shipped models")
     p.add_argument("--photos", type=Path, default=PHOTOS, help="a folder with the clips' photos")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="interleaved timing rounds (0: no timing, e.g. beside another job)"
+    )
     p.add_argument("--variants", action="store_true", help="also the filter's design choices (VARIANTS)")
     p.add_argument("--json", type=Path, help="write the rows here")
     p.add_argument("--figures", type=Path, help="a folder for the strip and the animation (first style, object clip)")
@@ -161,8 +185,9 @@ def main() -> int:
                 row = {"style": style, "clip": clip, "method": name, **measure(stylizer, frames, method)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
-        costs[style] = cost(stylizer, made["pan"], args.rounds)
-        print(json.dumps({"style": style, **costs[style]}), file=sys.stderr)
+        if args.rounds:
+            costs[style] = cost(stylizer, made["pan"], args.rounds, methods)
+            print(json.dumps({"style": style, **costs[style]}), file=sys.stderr)
     table(rows, costs, methods)
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
@@ -178,21 +203,21 @@ def main() -> int:
 def table(rows: list[dict], costs: dict, methods: dict) -> None:
     """Markdown: warping error per style and clip, each method's ratio to per-frame; then the cost."""
     clip_names = list(dict.fromkeys(r["clip"] for r in rows))
-    print("| style | method | " + " | ".join(clip_names) + " | median ratio to per-frame |")
-    print("|---|---|" + "---|" * (len(clip_names) + 1))
+    print("| style | method | " + " | ".join(clip_names) + " | median ratio to per-frame | detail kept |")
+    print("|---|---|" + "---|" * (len(clip_names) + 2))
     for style in dict.fromkeys(r["style"] for r in rows):
-        base = {r["clip"]: r["warping_error"] for r in rows if r["style"] == style and r["method"] == "per-frame"}
+        mine = [r for r in rows if r["style"] == style]
+        base = {r["clip"]: r for r in mine if r["method"] == "per-frame"}
         for name in methods:
-            got = {r["clip"]: r["warping_error"] for r in rows if r["style"] == style and r["method"] == name}
-            ratio = statistics.median(base[c] / got[c] for c in clip_names)
-            cells = " | ".join(f"{got[c]:.4f}" for c in clip_names)
-            print(f"| {style} | {name} | {cells} | {ratio:.1f}x lower |")
+            got = {r["clip"]: r for r in mine if r["method"] == name}
+            ratio = statistics.median(base[c]["warping_error"] / got[c]["warping_error"] for c in clip_names)
+            kept = statistics.median(got[c]["detail"] / base[c]["detail"] for c in clip_names)
+            cells = " | ".join(f"{got[c]['warping_error']:.4f}" for c in clip_names)
+            print(f"| {style} | {name} | {cells} | {ratio:.1f}x lower | {kept:.0%} |")
     print()
     for style, c in costs.items():
-        print(
-            f"{style}: {c['ms_per_frame']} ms/frame per-frame, {c['ms_per_frame_temporal']} with --temporal 0.7 "
-            f"(+{c['added']:.0%})"
-        )
+        cells = ", ".join(f"{n}: {v['filter_ms']} ms on {v['rest_ms']} (+{v['added']:.0%})" for n, v in c.items())
+        print(f"{style}, pan clip, filter ms per frame on the rest of the loop's: {cells}")
 
 
 if __name__ == "__main__":

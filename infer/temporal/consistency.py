@@ -4,16 +4,20 @@ A feed-forward style network answers a small change of its input with different 
 stylized video flickers wherever something moves. The filter follows the picture's motion instead of
 fighting it: the previous *output* is warped onto the current frame by the optical flow of the *input*
 frames (`infer.temporal.flow`) and blended with the new output, ``strength`` of the warped one, wherever the
-flow is reliable. Where it is not (occlusions, the strip a moving camera uncovers, a lighting change the
-flow cannot explain) the new output is kept as it is, so nothing smears or leaves a ghost. Along a
-trajectory the output is an exponential moving average of the network's answers: strength 0.7 leaves about
-a sixth of the frame-to-frame difference of uncorrelated strokes ((1 - s)^2 / (1 + s) of its square).
+flow can be trusted: the point was inside the previous frame and has the same colour there (within
+`PHOTO_TOLERANCE`). Where it cannot (what a moving thing uncovers, the strip a moving camera brings in, a
+light switched on) the new output is kept as it is, so nothing leaves a ghost. Along a trajectory the output
+is an exponential moving average of the network's answers: strength 0.7 leaves about a sixth of the
+frame-to-frame difference of uncorrelated strokes ((1 - s)^2 / (1 + s) of its square).
 
-A scene cut is a frame where too little of the picture is reliable (`cut_below`): the filter starts again from
-the new frame, so nothing is blended across the cut.
+A scene cut is a frame where too little of the picture can be followed (`CUT_BELOW`): the filter starts again
+from the new frame, so nothing is blended across the cut.
 
-This is the post-process family of Lai et al. 2018 and Bonneel et al. 2015 (blind temporal consistency of a
-per-frame method) with the reliability test of Ruder et al. 2016, without a learned network.
+The forward-backward test of Sundaram et al. 2010 (as in Ruder et al. 2016) can be added
+(``forward_backward=True``): on the test clips it cost a second flow, +35% of the time a `fast` network takes
+per 320 px frame instead of +23%, and followed less without catching anything the colour test missed
+(benchmarks/README.md, "Video flicker"). This is the post-process family of Bonneel et al. 2015 and Lai et
+al. 2018 (blind temporal consistency of any per-frame method), without a learned network.
 """
 
 from __future__ import annotations
@@ -24,17 +28,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from infer.temporal.flow import Consistency, FlowEstimator, gray, inside, load_cv2, sample, to_unit
+from infer.temporal.flow import Consistency, FlowEstimator, gray, inside, load_cv2, photometric, sample, to_unit
 from nst_core.errors import NSTError
 
 #: Mean absolute RGB difference (0..1) between a frame and the previous frame warped onto it above which a
-#: pixel is not trusted even when the flows agree (a change of light, a reflection, a flow that slid).
+#: pixel is not followed (an occlusion, a change of light, a reflection, a flow that slid).
 PHOTO_TOLERANCE = 0.08
 #: A frame with less than this fraction of reliable pixels starts a new scene (nothing blended across it).
 CUT_BELOW = 0.3
-#: The flow is found on frames this many pixels on their longer side at most: the flow of a 320 px frame at
-#: 160 px costs a quarter and follows as well (benchmarks/README.md, "Video flicker").
-FLOW_SIDE = 160
+#: The flow is found on frames this many pixels on their longer side at most (larger frames are shrunk for it,
+#: the output still moved at full size): at 160 px for a 320 px frame it cost half and smeared the strokes
+#: (benchmarks/README.md, "Video flicker").
+FLOW_SIDE = 640
 
 
 @dataclass
@@ -75,7 +80,7 @@ class TemporalFilter:
         strength: float,
         *,
         preset: str = "ultrafast",
-        forward_backward: bool = True,
+        forward_backward: bool = False,
         flow_side: int = FLOW_SIDE,
         cut_below: float = CUT_BELOW,
     ) -> None:
@@ -126,7 +131,10 @@ class TemporalFilter:
         if self._followed is not None and self._out is not None and self._out.shape == out.shape:
             mask, backward = self._followed
             weight = (self.strength * mask)[..., None]
-            out = out + weight * (sample(self._out, backward, self.cv2) - out)
+            moved = sample(self._out, backward, self.cv2, cubic=True)  # bicubic: the strokes stay sharper
+            moved -= out
+            moved *= weight
+            out = np.clip(moved + out, 0.0, 1.0, out=moved)  # (and its overshoot is not carried on)
         if self._ms is not None:  # a frame that had a previous one to follow: its whole cost
             self.stats.ms.append(self._ms + (time.perf_counter() - t0) * 1000)
             self._ms = None
@@ -143,11 +151,11 @@ class TemporalFilter:
         return self.cv2.resize(frame, size, interpolation=self.cv2.INTER_AREA)
 
     def _reliable(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(H, W) bool where the backward flow can be trusted (forward-backward test, photometric test), and the
-        backward flow, both at the flow's size."""
+        """(H, W) bool where the backward flow can be trusted (inside the frame, the same colour; and the
+        forward-backward test if asked), and the backward flow, both at the flow's size."""
         g_prev, g_cur = gray(prev), gray(cur)
         backward = self.flow(g_cur, g_prev)
-        photo = np.abs(sample(prev, backward, self.cv2) - cur).mean(-1) <= PHOTO_TOLERANCE
+        photo = photometric(sample(prev, backward, self.cv2), cur, PHOTO_TOLERANCE, self.cv2)
         if not self.forward_backward:
             return photo & inside(backward), backward
         return photo & self.test.mask(backward, self.flow(g_prev, g_cur), self.cv2), backward

@@ -41,12 +41,12 @@ def load_cv2(hint: str = INSTALL_HINT) -> Any:
 
 
 def gray(frame: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 luma (BT.601) of an (H, W, 3) frame, uint8 or float in [0, 1]: what DIS reads."""
-    f = frame.astype(np.float32)
-    if frame.dtype != np.uint8:
-        f *= 255.0
-    y = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
-    return np.clip(y + 0.5, 0, 255).astype(np.uint8)
+    """(H, W) uint8 luma (BT.601) of an (H, W, 3) RGB frame, uint8 or float in [0, 1]: what DIS reads."""
+    cv2 = load_cv2()
+    if frame.dtype == np.uint8:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    luma = cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    return cv2.convertScaleAbs(luma, alpha=255.0)  # rounded, saturated to 0..255
 
 
 def to_unit(frame: np.ndarray) -> np.ndarray:
@@ -73,15 +73,17 @@ class FlowEstimator:
         return self.dis.calc(source, target, None)
 
 
-def sample(image: np.ndarray, flow: np.ndarray, cv2: Any | None = None) -> np.ndarray:
-    """``image`` read at each pixel's position plus ``flow`` (bilinear; outside the image: the border pixel).
-    With a backward flow this is the previous frame moved onto the current one."""
+def sample(image: np.ndarray, flow: np.ndarray, cv2: Any | None = None, *, cubic: bool = False) -> np.ndarray:
+    """``image`` read at each pixel's position plus ``flow`` (bilinear, or bicubic: sharper when a picture is
+    moved again and again; outside the image: the border pixel). With a backward flow this is the previous
+    frame moved onto the current one."""
     cv2 = cv2 or load_cv2()
     h, w = flow.shape[:2]
     grid_x, grid_y = _grid(h, w)
     map_x = grid_x + flow[..., 0]
     map_y = grid_y + flow[..., 1]
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mode = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    return cv2.remap(image, map_x, map_y, mode, borderMode=cv2.BORDER_REPLICATE)
 
 
 warp = sample  # the name the callers read best: warp(previous_output, backward_flow)
@@ -113,10 +115,22 @@ class Consistency:
         """(H, W) bool: where ``backward`` (current -> previous) is reliable, given ``forward`` (previous ->
         current), and lands inside the previous frame."""
         f = sample(forward, backward, cv2)
-        total = backward + f
-        lhs = (total**2).sum(-1)
-        rhs = self.alpha * ((backward**2).sum(-1) + (f**2).sum(-1)) + self.beta
-        return (lhs <= rhs) & inside(backward)
+        rhs = self.alpha * (_square(backward) + _square(f)) + self.beta
+        return (_square(backward + f) <= rhs) & inside(backward)
+
+
+def _square(flow: np.ndarray) -> np.ndarray:
+    """|v|^2 per pixel of an (H, W, 2) flow (written out: numpy's sum over a last axis of 2 is several times slower)."""
+    x, y = flow[..., 0], flow[..., 1]
+    return x * x + y * y
+
+
+def photometric(moved: np.ndarray, frame: np.ndarray, tolerance: float, cv2: Any | None = None) -> np.ndarray:
+    """(H, W) bool: where ``moved`` (a previous frame moved onto ``frame``) has the frame's colour, within a mean
+    absolute RGB difference of ``tolerance`` (both float in [0, 1])."""
+    cv2 = cv2 or load_cv2()
+    mean = cv2.transform(cv2.absdiff(moved, frame), np.full((1, 3), 1 / 3, np.float32))
+    return mean <= tolerance
 
 
 def inside(flow: np.ndarray) -> np.ndarray:
