@@ -45,7 +45,7 @@ EXAMPLES = (
     "nst stylize photo.jpg --model candy.onnx -o out.png",
     "nst stylize photos/ more.jpg --model candy.onnx -o styled/",
     "nst stylize - --model candy.onnx -o - < in.jpg > out.png",
-    "nst stylize clip.mp4 --model candy.onnx -o clip_candy.mp4 --temporal",
+    "nst stylize clip.mp4 --model starry_night_fast -o clip_starry.mp4 --temporal",
     "nst stylize --info --model candy.onnx",
     "nst stylize photo.jpg --model runs/candy -o out.png",
 )
