@@ -163,6 +163,7 @@ def main() -> int:
     p.add_argument("--styles", nargs="+", default=["starry_night_fast", "udnie_fast"], help="shipped models")
     p.add_argument("--photos", type=Path, default=PHOTOS, help="a folder with the clips' photos")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
+    p.add_argument("--precision", default="auto", help="auto (a shipped int8 copy on the CPU) or fp32")
     p.add_argument(
         "--rounds", type=int, default=3, help="interleaved timing rounds (0: no timing, e.g. beside another job)"
     )
@@ -172,14 +173,15 @@ def main() -> int:
     args = p.parse_args()
     info = machine_info()
     print(
-        f"# {describe(info)}; clips {SIZE[0]}x{SIZE[1]}, {FRAMES} frames; onnxruntime {args.threads} threads",
+        f"# {describe(info)}; clips {SIZE[0]}x{SIZE[1]}, {FRAMES} frames; onnxruntime {args.threads} threads, "
+        f"precision {args.precision}",
         file=sys.stderr,
     )
     made = clips(args.photos)
     methods = {**METHODS, **(VARIANTS if args.variants else {})}
     rows, costs = [], {}
     for style in args.styles:
-        stylizer = Stylizer(style, threads=args.threads)
+        stylizer = Stylizer(style, threads=args.threads, precision=args.precision, spinning=False)  # as nst does
         for clip, frames in made.items():
             for name, method in methods.items():
                 row = {"style": style, "clip": clip, "method": name, **measure(stylizer, frames, method)}
@@ -191,7 +193,7 @@ def main() -> int:
     table(rows, costs, methods)
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
-        first = Stylizer(args.styles[0], threads=args.threads)
+        first = Stylizer(args.styles[0], threads=args.threads, precision=args.precision)
         figures(first, made["object"], args.figures / "flicker_strip.jpg", args.figures / "flicker.webp")
     if args.json:
         args.json.write_text(

@@ -20,7 +20,7 @@ from infer.stylize.stylizer import Stylizer
 from nst_core.checkpoint_io import NETWORK_FILE, save_network
 from nst_core.errors import NSTError
 from nst_core.image_io import display_name
-from tests.helpers import one_error_line, photo, run_cli, tiny_net, tiny_train_config
+from tests.helpers import one_error_line, photo, run_cli, skimage_photo, tiny_net, tiny_train_config
 from tools.ship import provenance, ship
 from train.config import save_yaml
 
@@ -306,3 +306,35 @@ def test_the_release_tool_fails_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "m").exists()
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tools/ship.py: error: ") and "nope" in lines[0], proc.stderr
+
+
+INT8_COPIES = sorted((REPO / "infer" / "models" / shipped.INT8_DIR).glob("*.onnx"))
+
+
+@pytest.mark.parametrize("copy", INT8_COPIES, ids=lambda p: p.stem)
+def test_each_int8_copy_is_its_model_quantized(copy: Path) -> None:
+    """Same metadata as the shipped fp32 file (but nst.precision), and the same picture within a few levels
+    (measured at 512 px: mean 1.4-3.8 of 255; the iterations to match from noise within one of fp32's)."""
+    fp32 = copy.parents[1] / copy.name
+    assert fp32.is_file()
+    meta, own = shipped.read_metadata(copy), shipped.read_metadata(fp32)
+    assert (meta.pop("nst.precision"), own.pop("nst.precision")) == ("int8", "fp32") and meta == own
+    content = np.asarray(Image.open(skimage_photo("astronaut.png")).convert("RGB").resize((128, 128)))
+    a = np.asarray(Stylizer(fp32, precision="fp32").stylize(content), np.float32)
+    b = np.asarray(Stylizer(copy, precision="fp32").stylize(content), np.float32)
+    assert 0 < np.abs(a - b).mean() < 8.0
+
+
+def test_the_cpu_runs_a_shipped_int8_copy_unless_told_fp32(capsys) -> None:
+    name = INT8_COPIES[0].stem
+    assert Stylizer(name).model_path == INT8_COPIES[0]  # by name, on the CPU
+    assert Stylizer(shipped.find_shipped(name)).model_path == INT8_COPIES[0]  # the shipped file's path too
+    assert Stylizer(name, precision="fp32").model_path == shipped.find_shipped(name)
+    plain = next(p for p in shipped.model_files() if not (p.parent / shipped.INT8_DIR / p.name).exists())
+    assert Stylizer(plain.stem).model_path == plain  # no copy ships: the file itself
+    for extra, expected in (([], INT8_COPIES[0]), (["--precision", "fp32"], shipped.find_shipped(name))):
+        code, out, err = run_cli(["stylize", "--info", "--json", "--model", name, *extra], capsys)
+        assert code == 0, err
+        assert Path(json.loads(out)["model"]) == expected
+    with pytest.raises(NSTError, match="precision"):
+        Stylizer(name, precision="int4")

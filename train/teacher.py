@@ -29,7 +29,7 @@ class OnnxTeacher(nn.Module):
 
     def __init__(self, model: str) -> None:
         super().__init__()
-        self.stylizer = Stylizer(model)
+        self.stylizer = Stylizer(model, precision="fp32")
         self.work_size = self.stylizer.work_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

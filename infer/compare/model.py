@@ -77,7 +77,7 @@ class OnnxModel(FastModel):
         from infer.stylize.stylizer import Stylizer
 
         self.path = path
-        self.session = Stylizer(path, provider=provider)
+        self.session = Stylizer(path, provider=provider, precision="fp32")
         self.provider = self.session.provider
         self.metadata = dict(self.session.metadata)
         self.load_seconds = self.session.load_seconds

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.source)
     window = None
     try:
-        stylizer = load_model(args)
+        stylizer = load_model(args, frames=True)
         hint_fast_sibling(args.model)
         window = Window() if show else None
         options = FrameOptions.from_args(args)

@@ -220,6 +220,21 @@ def find_shipped(name: str, folder: Path | None = None) -> Path | None:
     return next((p for p in model_files(folder) if p.stem == name), None)
 
 
+#: Sub-folder of the shipped models holding int8 copies of some of them (same name, same metadata but
+#: ``nst.precision``), which `Stylizer` runs instead on the CPU: measured as good (iterations to match within one
+#: of the fp32 file's) and 1.4x faster there (benchmarks/README.md, "int8 on the CPU").
+INT8_DIR = "int8"
+
+
+def int8_copy(path: Path) -> Path | None:
+    """The shipped int8 copy of ``path`` when ``path`` is a shipped model's file and one ships, else None."""
+    folder = models_dir()
+    if path.parent.resolve() != folder.resolve():
+        return None
+    copy = folder / INT8_DIR / path.name
+    return copy if copy.is_file() else None
+
+
 def resolve_model(text: str | os.PathLike, folder: Path | None = None) -> str:
     """What a ``--model`` names: an existing path (always wins), else a shipped model's file; else one
     NSTError line listing the shipped names."""

@@ -38,15 +38,16 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_model(args: argparse.Namespace) -> Stylizer:
+def load_model(args: argparse.Namespace, frames: bool = False) -> Stylizer:
     """The Stylizer for ``--model`` (a path, else a shipped model's name); a trained network is exported in
-    memory first, and the user told so."""
+    memory first, and the user told so. ``frames``: it will stylize video frames (onnxruntime's threads do not
+    spin between runs, `Stylizer`)."""
     model = resolve_model(args.model)
     if is_network_source(model) and not args.quiet:
         LOG.info(
             f"nst stylize: exporting {model} to ONNX in memory; `nst export {model} -o MODEL.onnx` saves it for reuse"
         )
-    return Stylizer(model, provider=args.provider, threads=args.threads)
+    return Stylizer(model, provider=args.provider, threads=args.threads, precision=args.precision, spinning=not frames)
 
 
 def read_stdin() -> bytes:

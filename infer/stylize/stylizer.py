@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from infer.models.shipped import resolve_model
+from infer.models.shipped import int8_copy, resolve_model
 from infer.stylize import tiling
 from infer.stylize.providers import available_providers, provider_options, resolve_providers
 from nst_core.color import preserve_color as keep_color
@@ -66,6 +66,10 @@ class FrameOptions:
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
+#: ``precision``: "auto" runs a shipped model's int8 copy on the CPU when one ships (`infer.models.shipped.int8_copy`),
+#: "fp32" always the file named.
+PRECISIONS = ("auto", "fp32")
+
 #: The tensor types an image model's input (the first two) and output may have: the pixels are real numbers.
 FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
 
@@ -88,8 +92,12 @@ def fmt_shape(shape: list[Any]) -> str:
     return "(" + ", ".join(str(d) if d is not None else "?" for d in shape) + ")"
 
 
-def _open_session(model: str | bytes, name: str, providers: list[str], threads: int | None) -> Any:
-    """An onnxruntime session, or one NSTError line saying why the model does not load."""
+def _open_session(
+    model: str | bytes, name: str, providers: list[str], threads: int | None, spinning: bool = True
+) -> Any:
+    """An onnxruntime session, or one NSTError line saying why the model does not load. ``spinning=False``: the
+    CPU threads sleep as soon as a run ends instead of spinning for the next one, which a video's other per-frame
+    work (decoding, the temporal filter, encoding) then gets (benchmarks/README.md, "Video flicker")."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -97,6 +105,8 @@ def _open_session(model: str | bytes, name: str, providers: list[str], threads: 
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         # onnxruntime print()s its provider fallbacks: keep stdout clean for `-o -` and --json
         with contextlib.redirect_stdout(sys.stderr):
@@ -119,7 +129,10 @@ class Stylizer:
     torch; `nst export` saves the ``.onnx`` for reuse).
     ``provider``: ``None``/``"auto"`` (TensorRT, CUDA, else CPU), or one of ``cpu``, ``cuda``, ``tensorrt``,
     ``dml``, ``coreml``, ``openvino`` ... or a full onnxruntime provider name. ``threads``: CPU intra-op
-    threads (default: onnxruntime's choice, one per physical core).
+    threads (default: onnxruntime's choice, one per physical core). ``precision``: ``"auto"`` runs a shipped
+    model's int8 copy on the CPU where one ships (the ``_fast`` networks: 1.4x faster, as good by the
+    optimizer's yardstick), ``"fp32"`` the file as named. ``spinning=False`` for a stream of frames (see
+    `_open_session`).
 
     Attributes: ``provider`` (the provider that actually runs the model), ``metadata`` (the model's
     ``nst.*`` metadata), ``load_seconds``, ``model_path``, ``input_name``, ``max_pixels`` (automatic tiling
@@ -128,16 +141,27 @@ class Stylizer:
     ``nst.input_range = "0,255"``, and fixed-size inputs are resized in and out.
     """
 
-    def __init__(self, model: str | os.PathLike, provider: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        provider: str | None = None,
+        threads: int | None = None,
+        precision: str = "auto",
+        spinning: bool = True,
+    ) -> None:
         t0 = time.perf_counter()
         self.model_path = Path(resolve_model(model))  # a path, else a shipped model's name (`infer.models.shipped`)
         if threads is not None and threads <= 0:
             raise NSTError(f"threads must be positive, got {threads}")
+        if precision not in PRECISIONS:
+            raise NSTError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        providers = resolve_providers(provider)
+        if precision == "auto" and providers[0] == "CPUExecutionProvider":
+            self.model_path = int8_copy(self.model_path) or self.model_path
         self.exported = is_network_source(self.model_path)
         source: str | bytes = export_in_memory(self.model_path) if self.exported else str(self.model_path)
         self.size_bytes = len(source) if isinstance(source, bytes) else self.model_path.stat().st_size
-        providers = resolve_providers(provider)
-        self.session = _open_session(source, str(model), providers, threads)
+        self.session = _open_session(source, str(model), providers, threads, spinning)
         active = self.session.get_providers()
         self.provider: str = active[0] if active else "CPUExecutionProvider"
         if provider is not None and provider.lower() != "auto" and self.provider != providers[0]:

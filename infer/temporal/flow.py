@@ -125,14 +125,6 @@ def _square(flow: np.ndarray) -> np.ndarray:
     return x * x + y * y
 
 
-def photometric(moved: np.ndarray, frame: np.ndarray, tolerance: float, cv2: Any | None = None) -> np.ndarray:
-    """(H, W) bool: where ``moved`` (a previous frame moved onto ``frame``) has the frame's colour, within a mean
-    absolute RGB difference of ``tolerance`` (both float in [0, 1])."""
-    cv2 = cv2 or load_cv2()
-    mean = cv2.transform(cv2.absdiff(moved, frame), np.full((1, 3), 1 / 3, np.float32))
-    return mean <= tolerance
-
-
 def inside(flow: np.ndarray) -> np.ndarray:
     """(H, W) bool: where pixel + ``flow`` falls within the frame (the strip a camera move uncovers does not)."""
     h, w = flow.shape[:2]
