@@ -57,6 +57,7 @@ def main() -> int:
     p.add_argument("--model", default="starry_night", help="a shipped model's name or an .onnx file")
     p.add_argument("--sizes", type=list_of(positive_int), default=[256, 320, 480], help="longer sides, comma-separated")
     p.add_argument("--frames", type=positive_int, default=60, help="frames in the recorded clip")
+    p.add_argument("--precision", default="auto", help="auto (int8 copies on the CPU, as nst live) or fp32")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds over the sizes")
     p.add_argument("--threads", type=positive_int, help="onnxruntime CPU threads (default: its own choice)")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -67,7 +68,7 @@ def main() -> int:
 
     machine = machine_info()
     print(f"machine: {describe(machine)}", file=sys.stderr)
-    stylizer = Stylizer(resolve_model(args.model), threads=args.threads)
+    stylizer = Stylizer(resolve_model(args.model), threads=args.threads, precision=args.precision, spinning=False)
     runs: dict[int, list[dict[str, float]]] = {size: [] for size in args.sizes}
     with tempfile.TemporaryDirectory() as tmp:
         clip = record_clip(Path(tmp) / "clip.mp4", args.frames)
