@@ -257,7 +257,7 @@ def browser():
     """Debian's headless chromium through playwright; the test skips, saying why, when either is missing."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [app] extra")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [dev] extra")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         yield browser
