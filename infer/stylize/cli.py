@@ -133,8 +133,9 @@ def add_flicker_options(p: argparse.ArgumentParser) -> None:
 
 def check_flicker_options(args: argparse.Namespace, videos: bool = True) -> None:
     """Before any work: one way against flicker at a time, and OpenCV present when there are ``videos`` to follow."""
-    if args.smooth > 0 and args.temporal > 0:
-        raise NSTError("--smooth and --temporal both fight flicker: give one (--temporal follows motion)")
+    from infer.stylize.stylizer import FrameOptions
+
+    FrameOptions.from_args(args).check()
     if videos and (args.temporal > 0 or args.flicker):
         from infer.temporal.flow import load_cv2
 
@@ -209,9 +210,10 @@ def run(args: argparse.Namespace) -> int:
         from infer.stylize.video import check_video_support
 
         check_video_support()
-    check_flicker_options(args, videos=any(job.video for job in jobs.jobs))
+    videos = any(job.video for job in jobs.jobs)
+    check_flicker_options(args, videos)
     report_skipped(jobs, args)
     t0 = time.perf_counter()
-    stylizer = load_model(args, frames=any(job.video for job in jobs.jobs))
+    stylizer = load_model(args, frames=videos)
     outcomes = run_plan(stylizer, jobs, args)
     return report(outcomes, jobs, stylizer, args, time.perf_counter() - t0)

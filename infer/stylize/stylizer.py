@@ -65,6 +65,15 @@ class FrameOptions:
         """The options a command's parsed arguments set (those it lacks keep their defaults)."""
         return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
+    def check(self) -> FrameOptions:
+        """These options, or one NSTError line for what no stream takes (`nst stylize` and `nst live` ask before
+        any work, `Stylizer.stylize_frames` again for Python callers)."""
+        if not 0.0 <= self.smooth < 1.0:
+            raise NSTError(f"smooth must be in [0, 1), got {self.smooth}")
+        if self.smooth > 0 and self.temporal > 0:
+            raise NSTError("--smooth and --temporal both fight flicker: give one (--temporal follows motion)")
+        return self
+
 
 #: ``precision``: "auto" runs a shipped model's int8 copy on the CPU when one ships (`infer.models.shipped.int8_copy`),
 #: "fp32" always the file named.
@@ -381,11 +390,7 @@ class Stylizer:
         are averaged, moving ones flicker. ``temporal`` (built from ``options`` when None) also measures the
         warping error when ``options.flicker``; pass one in to read its `summary` afterwards.
         """
-        o = options or FrameOptions()
-        if not 0.0 <= o.smooth < 1.0:
-            raise NSTError(f"smooth must be in [0, 1), got {o.smooth}")
-        if o.smooth > 0 and o.temporal > 0:
-            raise NSTError("--smooth and --temporal both fight flicker: give one (--temporal follows motion)")
+        o = (options or FrameOptions()).check()
         if temporal is None:
             temporal = frame_temporal(o)
         prev_in: np.ndarray | None = None

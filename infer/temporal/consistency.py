@@ -61,7 +61,7 @@ class FilterStats:
 
 
 def check_strength(strength: float) -> float:
-    if not 0.0 <= strength < 1.0 or strength != strength:
+    if not 0.0 <= strength < 1.0:  # NaN fails it too
         raise NSTError(f"temporal strength must be in [0, 1), got {strength}")
     return strength
 

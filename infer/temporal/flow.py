@@ -2,7 +2,7 @@
 
 Conventions: frames are (H, W, 3) arrays, uint8 or float32 in [0, 1]; a flow is (H, W, 2) float32 in pixels,
 ``(dx, dy)``. The *backward* flow of frame t points from each pixel of frame t to where that point was in
-frame t-1, so `warp(previous, backward)` brings frame t-1 onto frame t's pixel grid.
+frame t-1, so `sample(previous, backward)` brings frame t-1 onto frame t's pixel grid.
 
 A flow vector is *reliable* where the forward and backward flows agree (Sundaram et al. 2010, as used by
 Ruder et al. 2016 and by the warping error of Lai et al. 2018) and it lands inside the previous frame:
@@ -84,9 +84,6 @@ def sample(image: np.ndarray, flow: np.ndarray, cv2: Any | None = None, *, cubic
     map_y = grid_y + flow[..., 1]
     mode = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
     return cv2.remap(image, map_x, map_y, mode, borderMode=cv2.BORDER_REPLICATE)
-
-
-warp = sample  # the name the callers read best: warp(previous_output, backward_flow)
 
 
 _GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
