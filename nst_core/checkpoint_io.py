@@ -2,7 +2,8 @@
 
 One format shared by the trainer (writer) and the exporter / stylizer (readers), so nst_core
 owns it. A network file is ``network.safetensors``: the TransformerNet state dict (float32)
-with string metadata ``{"variant", "width", "res_blocks", "bottleneck", "layout", "style", "config", ...}``.
+with string metadata ``{"variant", "width", "res_blocks", "bottleneck", "layout", "style", "config", ...}``; a network
+of several styles also has ``styles``, the JSON list of its style names in the order of its norm rows.
 
 ``load_network`` accepts:
 
@@ -78,6 +79,9 @@ def save_network(net: nn.Module, path: str | os.PathLike, metadata: Mapping[str,
         **asdict(plain.spec),
         **(metadata or {}),
     }
+    names = meta.get("styles")
+    if plain.styles > 1 and (not isinstance(names, list | tuple) or len(names) != plain.styles):
+        raise ValueError(f"a network of {plain.styles} styles needs metadata 'styles': a list of {plain.styles} names")
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in plain.state_dict().items()}
     path = Path(path)
     try:
@@ -118,6 +122,27 @@ def find_network_file(path: str | os.PathLike) -> Path:
     raise NSTError(f"{p}: no {NETWORK_FILE} here nor in {CHECKPOINTS_DIR}/step-*/ (not a training run folder?)")
 
 
+def style_count(state: Mapping[str, torch.Tensor]) -> int:
+    """How many styles a state dict's network holds: the rows of its first instance norm's scale."""
+    shuffle = "encoder.0.1.weight" not in state
+    scale = state["encoder.1.2.weight" if shuffle else "encoder.0.2.weight"]
+    return int(scale.shape[0]) if scale.dim() == 2 else 1
+
+
+def style_names(metadata: Mapping[str, str], count: int, prefix: str = "") -> list[str]:
+    """A network's style names, in the order of its norm rows: ``styles`` (JSON list) in its metadata, else its one
+    ``style``; ``prefix`` is ``nst.`` for an ONNX model's metadata. Names that are missing read style1, style2 ..."""
+    raw = metadata.get(f"{prefix}styles")
+    try:
+        names = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        names = None
+    if isinstance(names, list) and len(names) == count and all(isinstance(n, str) and n for n in names):
+        return list(names)
+    single = metadata.get(f"{prefix}style")
+    return [single] if count == 1 and single else [f"style{i + 1}" for i in range(count)]
+
+
 def _spec_from_state(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> NetworkSpec:
     """The network's spec: the metadata's fields where present, else read off the tensor shapes."""
     shuffle = "encoder.0.1.weight" not in state  # the shuffle layout's first layer has no weights
@@ -155,7 +180,7 @@ def load_onnx_network(path: str | os.PathLike) -> tuple[TransformerNet, dict[str
             if f"nst.{f.name}" in metadata
         }
         spec = replace(variant_spec(metadata["nst.variant"]), **given)  # older files name the variant's fields only
-        net = TransformerNet(**asdict(spec))
+        net = TransformerNet(**asdict(spec), styles=len(json.loads(metadata.get("nst.styles") or "[0]")))
         state = {}
         for key in net.state_dict():
             if key in weights:
@@ -189,7 +214,7 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise NSTError(f"{file}: cannot read network weights ({type(e).__name__}: {e})") from None
     try:
         spec = _spec_from_state(state, metadata)
-        net = TransformerNet(**asdict(spec))
+        net = TransformerNet(**asdict(spec), styles=style_count(state))
         net.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError) as e:
         raise NSTError(f"{file}: not a TransformerNet state dict ({type(e).__name__}: {str(e)[:200]})") from None

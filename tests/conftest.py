@@ -6,8 +6,33 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
-from tests.helpers import skimage_photo, tiny_net
+from tests.helpers import MULTI_STYLES, multi_net, skimage_photo, tiny_net
+
+#: The photos of the training tests' image folder (`photo_dir`).
+TRAIN_PHOTOS = ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """Four real photos, shrunk to 96 px (decoding stays cheap), one in a subfolder (recursion)."""
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub").mkdir()
+    for i, name in enumerate(TRAIN_PHOTOS):
+        img = Image.open(skimage_photo(name)).convert("RGB")
+        img.thumbnail((96, 96))
+        img.save(root / ("sub" if i == 3 else ".") / f"{Path(name).stem}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="session")
+def multi_onnx(tmp_path_factory) -> Path:
+    """`multi_net` exported: a network of three styles (`MULTI_STYLES`), each painting differently."""
+    from infer.export.exporter import export_onnx
+
+    out = tmp_path_factory.mktemp("multi_onnx") / "multi.onnx"
+    return export_onnx(multi_net(), out, metadata={"styles": MULTI_STYLES}).path
 
 
 @pytest.fixture(scope="session")

@@ -65,12 +65,14 @@ def one_error_line(err: str, *needles: str) -> None:
         assert needle in lines[0], (needle, err)
 
 
-def tiny_train_config(output: Path, data: Path, style: Path, **overrides: object):
+def tiny_train_config(output: Path, data: Path, style: Path | list[Path] | None, **overrides: object):
     """A `small` network trained a few steps on tiny crops on the CPU: enough for the loss to fall and for a
-    model to export; ``overrides`` are TrainConfig fields."""
+    model to export; ``style``: one image, several (one network of several styles) or None (a distillation);
+    ``overrides`` are TrainConfig fields."""
     from train.config import build_config
 
-    base = dict(style=str(style), data=str(data), output=str(output), image_size=48, batch_size=2, variant="small")
+    styles = [str(s) for s in style] if isinstance(style, list) else str(style) if style else None
+    base = dict(style=styles, data=str(data), output=str(output), image_size=48, batch_size=2, variant="small")
     base |= dict(num_workers=0, max_steps=12, checkpoint_every=100, sample_every=100, num_samples=2, log_every=1)
     return build_config({**base, "report_to": "none", **overrides})
 
@@ -104,3 +106,19 @@ def make_clip(
                 out.mux(audio.encode(sound))
             out.mux(audio.encode(None))
     return path
+
+
+#: The styles of the `multi_onnx` fixture's network, in the order of its style input.
+MULTI_STYLES = ["coffee", "rocket", "chelsea"]
+
+
+def multi_net() -> TransformerNet:
+    """An untrained `small` network of three styles (`MULTI_STYLES`), always the same one, with random norm scales
+    and shifts so that each style paints differently, as trained ones do (the `multi_onnx` fixture exports it)."""
+    torch.manual_seed(4321)
+    net = TransformerNet.from_variant("small", styles=len(MULTI_STYLES))
+    with torch.no_grad():
+        for norm in net.style_norms:
+            norm.weight.copy_(1 + 0.3 * torch.randn(norm.weight.shape))
+            norm.bias.copy_(0.3 * torch.randn(norm.bias.shape))
+    return net.eval()

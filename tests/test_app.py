@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -37,10 +38,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def models(tiny_onnx: Path, tmp_path_factory) -> Path:
-    """A --models folder: the tiny model, its style image beside it (the thumbnail), and a broken model."""
+def models(tiny_onnx: Path, multi_onnx: Path, tmp_path_factory) -> Path:
+    """A --models folder: the tiny model, its style image beside it (the thumbnail), a network of three styles and a
+    broken model."""
     folder = tmp_path_factory.mktemp("models")
     shutil.copy(tiny_onnx, folder / "tiny.onnx")
+    shutil.copy(multi_onnx, folder / "multi.onnx")
     shutil.copy(skimage_photo("coffee.png"), folder / "tiny.png")
     (folder / "broken.onnx").write_bytes(b"not a model")
     return folder
@@ -105,6 +108,24 @@ def test_stylize_returns_an_image_of_the_requested_size(client, image: Path) -> 
     assert " ms" in timing
     out, _ = client.predict(gradio_client.handle_file(image), "tiny.onnx", 0.5, True, 0, api_name="/stylize")
     assert Image.open(out).size == (80, 80)  # 0: the input's own size
+
+
+def test_a_network_of_several_styles_paints_the_chosen_style_and_blends(client, image: Path) -> None:
+    """The style picker and blend slider reach the network: each style paints differently, a blend is neither
+    style, a blend of 0 is the style alone, and a name the model lacks is a message."""
+
+    def paint(style: str, other: str = "(none)", blend: float = 0.0) -> tuple[np.ndarray, str]:
+        args = (gradio_client.handle_file(image), "multi.onnx", 1.0, False, 40, style, other, blend)
+        out, timing = client.predict(*args, api_name="/stylize")
+        return np.asarray(Image.open(out), dtype=np.float32), timing
+
+    coffee, rocket = paint("coffee")[0], paint("rocket")[0]
+    mixed, timing = paint("coffee", "rocket", 0.5)
+    assert np.abs(coffee - rocket).mean() > 1 and "coffee 50% · rocket 50%" in timing
+    assert np.abs(mixed - coffee).mean() > 0.2 and np.abs(mixed - rocket).mean() > 0.2
+    assert np.array_equal(paint("coffee", "rocket", 0.0)[0], coffee)
+    with pytest.raises(gradio_client.exceptions.AppError, match="has no style 'monet'"):
+        paint("monet")
 
 
 @pytest.mark.parametrize(

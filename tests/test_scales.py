@@ -16,7 +16,6 @@ from nst_core.cli import main
 from nst_core.scales import WORK_SIZE_KEY, model_work_size, pyramid_sizes, stylize_multiscale
 from tests.helpers import tiny_train_config
 from tests.test_stylize import identity_model
-from tests.test_train import photo_dir  # noqa: F401 (a fixture)
 from train.config import read_yaml
 from train.trainer import run_training
 
@@ -86,7 +85,7 @@ def test_a_models_work_size_comes_from_its_metadata(metadata, size):
 )
 def test_a_finished_run_records_the_way_its_network_paints_other_sizes(
     tmp_path,
-    photo_dir,  # noqa: F811
+    photo_dir,
     style_path,
     style_size,
     judged_at,
@@ -154,7 +153,7 @@ def test_the_energy_rule_leaves_the_reference_alone_and_strengthens_a_soft_paint
     assert stronger > 1.5 * loss.style
 
 
-def test_a_run_under_the_energy_rule_records_the_weight_it_used(tmp_path, photo_dir, style_path):  # noqa: F811
+def test_a_run_under_the_energy_rule_records_the_weight_it_used(tmp_path, photo_dir, style_path):
     cfg = tiny_train_config(tmp_path / "run", photo_dir, style_path, max_steps=2, style_weight_rule="energy")
     run_training(cfg)
     saved = read_yaml(tmp_path / "run" / "config.yaml")

@@ -21,7 +21,7 @@ from nst_core.checkpoint_io import load_network
 from nst_core.cli import main
 from nst_core.errors import NSTError
 from nst_core.transformer import TransformerNet
-from tests.helpers import skimage_photo, tiny_train_config
+from tests.helpers import tiny_train_config
 from train.checkpoint import TRAINING_STATE
 from train.config import VARIANTS, TrainConfig, build_config, read_yaml
 from train.data import open_source
@@ -30,22 +30,9 @@ from train.trainer import make_optimizer, run_training
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ("astronaut.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
 #: Resumed vs. uninterrupted weights: same ops in the same order on the same thread count, so
 #: they agree to float32 rounding; the tolerance only absorbs oneDNN's run-to-run reassociation.
 RESUME_ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory) -> Path:
-    """Four real photos, shrunk to 96 px (decoding stays cheap), one in a subfolder (recursion)."""
-    root = tmp_path_factory.mktemp("photos")
-    (root / "sub").mkdir()
-    for i, name in enumerate(PHOTOS):
-        img = Image.open(skimage_photo(name)).convert("RGB")
-        img.thumbnail((96, 96))
-        img.save(root / ("sub" if i == 3 else ".") / f"{Path(name).stem}.jpg", quality=90)
-    return root
 
 
 def tiny(tmp_path: Path, photo_dir: Path, style_path: Path, **kw) -> TrainConfig:

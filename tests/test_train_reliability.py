@@ -113,7 +113,9 @@ def _bad_yaml(tmp_path: Path, text: str) -> list[str]:
         # failure 5: wrongly shaped values name the key and the type
         (["crop_scale: [0.5]"], "crop_scale must be a list of 2 numbers"),
         (["crop_scale: 0.5"], "crop_scale must be a list of 2 numbers"),
-        (["style: [a, b]"], "style must be a string"),
+        (["style: 5"], "style must be a path or name, or a list of them"),
+        (["style: []"], "style must be a path or name, or a list of them"),
+        (["teacher: [a, 5]"], "teacher must be a path or name, or a list of them"),
         (["data: 5"], "data must be a string"),
         (["output: 5"], "output must be a string"),
         (["out: 5"], "output must be a string or null, got 5 (written as 'out')"),

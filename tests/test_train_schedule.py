@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.helpers import tiny_train_config
-from tests.test_train import RESUME_ATOL, _weights, photo_dir  # noqa: F401 (a fixture)
+from tests.test_train import RESUME_ATOL, _weights
 from train.checkpoint import TRAINING_STATE
 from train.config import TrainConfig, build_config, config_file, read_yaml
 from train.schedule import Schedule
@@ -65,7 +65,7 @@ def _record(monkeypatch) -> tuple[list[float], list[int]]:
     return rates, sizes
 
 
-def test_a_max_time_schedule_ends_its_decay_at_the_deadline(tmp_path, photo_dir, style_path, monkeypatch):  # noqa: F811
+def test_a_max_time_schedule_ends_its_decay_at_the_deadline(tmp_path, photo_dir, style_path, monkeypatch):
     rates, sizes = _record(monkeypatch)
     cfg = tiny_train_config(
         tmp_path / "run", photo_dir, style_path, max_steps=100_000, max_time=3, lr=2e-3, lr_schedule="cosine",
@@ -81,7 +81,7 @@ def test_a_max_time_schedule_ends_its_decay_at_the_deadline(tmp_path, photo_dir,
     assert 0.2 < halfway < 0.8  # the switch near half the time (the smaller crops' steps are cheaper)
 
 
-def test_a_scheduled_run_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_path, photo_dir, style_path):  # noqa: F811
+def test_a_scheduled_run_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_path, photo_dir, style_path):
     schedule = dict(max_steps=12, lr_schedule="cosine", first_crop_size=32, first_crop_until=0.5, checkpoint_every=5)
     straight = tiny_train_config(tmp_path / "a", photo_dir, style_path, **schedule)
     run_training(straight)
@@ -102,7 +102,7 @@ def test_a_scheduled_run_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_p
     assert state["progress"] == pytest.approx(1.0)
 
 
-def test_the_cpu_preset_loads_and_trains_on_its_schedule(tmp_path, photo_dir, style_path, monkeypatch):  # noqa: F811
+def test_the_cpu_preset_loads_and_trains_on_its_schedule(tmp_path, photo_dir, style_path, monkeypatch):
     preset = build_config(read_yaml(config_file("cpu")))
     shipped = (preset.variant, preset.lr_schedule, preset.first_crop_size, preset.max_time)
     assert shipped == ("small", "cosine", 128, 1800)

@@ -117,14 +117,29 @@ def read_stage(raw: Any, where: str, hardware: str, run: Mapping[str, Any]) -> S
     return Stage(steps, batch, size, seen, wall, str(raw.get("hardware", hardware)), str(raw.get("note", "")))
 
 
+def style_names(config: Mapping[str, Any]) -> list[str]:
+    """The styles a run was trained on, in the network's order: built-in names as they are, files by their stem (a
+    distillation without style images: its teachers' names)."""
+    names = config.get("style") or config.get("teacher") or "-"
+    return [display_name(str(n)) for n in (names if isinstance(names, list) else [names])]
+
+
 def style_name(config: Mapping[str, Any]) -> str:
-    """The style a run was trained on: a built-in name as it is, a file by its stem."""
-    return display_name(str(config.get("style") or "-"))
+    """The style of a run's network: its one style's name, or its styles' joined by ``+``."""
+    return "+".join(style_names(config))
+
+
+def teachers_text(config: Mapping[str, Any]) -> str | None:
+    """The teacher(s) of a distillation, as the card names them; None for a run trained from a painting."""
+    teacher = config.get("teacher")
+    if not teacher:
+        return None
+    return ", ".join(f"`{t}`" for t in teacher) if isinstance(teacher, list) else f"`{teacher}`"
 
 
 def default_how(facts: Facts, variant: str, teacher: str | None = None) -> str:
     stages = ", then ".join(f"{s.steps:,} steps at {s.image_size} px (batch {s.batch_size})" for s in facts.stages)
-    what = f"distilled from `{teacher}` (`nst train --teacher`)" if teacher else "trained"
+    what = f"distilled from {teacher} (`nst train --teacher`)" if teacher else "trained"
     return f"`{variant}` network {what} {stages} on {facts.data}, with `nst train`."
 
 
@@ -145,7 +160,7 @@ def read_facts(path: Path | None, config: Mapping[str, Any], step: int | None, v
     stages = [read_stage(s, f"{where}: stage {i + 1}", hardware, config) for i, s in enumerate(stages_raw)]
     data = str(raw.get("data") or Path(str(config.get("data", "-"))).name)
     facts = Facts(str(raw.get("style") or style_name(config)), data, "", stages)
-    facts.how = str(raw.get("how") or default_how(facts, variant, config.get("teacher")))
+    facts.how = str(raw.get("how") or default_how(facts, variant, teachers_text(config)))
     return facts
 
 
@@ -251,17 +266,14 @@ def card_metadata(
     photos: Sequence[str] = SAMPLE_PHOTOS,
 ) -> dict[str, Any]:
     """The ``nst.*`` keys `infer.models.shipped` reads back (export_onnx's ``metadata`` overrides)."""
+    names = style_names(config)
+    if len(names) > 1:  # each style's painting and its provenance; the exporter writes nst.style and nst.styles
+        sources = "; ".join(f"{n}: {provenance(Path(style_file(n, {})).name) or '-'}" for n in names)
+        return card_facts(name, facts, config, compares, photos) | {shipped.STYLE_SOURCE_KEY: sources}
     file = style_file(facts.style, config)
-    meta: dict[str, Any] = {
-        shipped.NAME_KEY: name,
+    meta = card_facts(name, facts, config, compares, photos) | {
         shipped.STYLE_KEY: facts.style,
         shipped.STYLE_FILE_KEY: file,
-        shipped.TRAINING_KEY: [asdict(s) for s in facts.stages],
-        shipped.DATA_KEY: facts.data,
-        shipped.LOSS_KEY: loss_section(config),
-        shipped.HOW_KEY: facts.how,
-        shipped.COMPARE_KEY: compare_figures({}, compares),
-        shipped.SAMPLE_PHOTOS_KEY: list(photos),
     }
     source = provenance(Path(file).name)
     if source:
@@ -269,23 +281,50 @@ def card_metadata(
     return meta
 
 
+def card_facts(
+    name: str,
+    facts: Facts,
+    config: Mapping[str, Any],
+    compares: Sequence[Mapping[str, Any]],
+    photos: Sequence[str],
+) -> dict[str, Any]:
+    """The card's keys that do not depend on how many styles the network paints."""
+    return {
+        shipped.NAME_KEY: name,
+        shipped.TRAINING_KEY: [asdict(s) for s in facts.stages],
+        shipped.DATA_KEY: facts.data,
+        shipped.LOSS_KEY: loss_section(config),
+        shipped.HOW_KEY: facts.how,
+        shipped.COMPARE_KEY: compare_figures({}, compares),
+        shipped.SAMPLE_PHOTOS_KEY: list(photos),
+    }
+
+
 def sample_picture(model: Path, photos: Sequence[str], size: int = SAMPLE_SIZE) -> Any:
-    """Rows of (photo | the model's stylization of it) at ``size`` px, white gaps; a PIL image."""
+    """Rows of (photo | the model's stylization of it, in each of its styles) at ``size`` px (half that for a network
+    of several styles), white gaps; a PIL image."""
     from PIL import Image
 
     from infer.stylize.stylizer import Stylizer
     from nst_core.image_io import open_image, resize_longer
 
     stylizer = Stylizer(model, provider="cpu")
-    pairs = [(resize_longer(open_image(p), size), stylizer.stylize(p, size=size, tile=0)) for p in photos]
+    styles = stylizer.styles or [None]
+    size = size if len(styles) == 1 else size // 2
+    rows = [
+        [resize_longer(open_image(p), size), *(stylizer.stylize(p, size=size, tile=0, style=s) for s in styles)]
+        for p in photos
+    ]
     gap = 8
-    width = max(a.width + b.width for a, b in pairs) + 3 * gap
-    height = sum(a.height for a, _ in pairs) + (len(pairs) + 1) * gap
+    width = max(sum(a.width for a in row) for row in rows) + (len(rows[0]) + 1) * gap
+    height = sum(row[0].height for row in rows) + (len(rows) + 1) * gap
     canvas, y = Image.new("RGB", (width, height), "white"), gap
-    for photo, styled in pairs:
-        canvas.paste(photo, (gap, y))
-        canvas.paste(styled.convert("RGB"), (2 * gap + photo.width, y))
-        y += photo.height + gap
+    for row in rows:
+        x = gap
+        for picture in row:
+            canvas.paste(picture.convert("RGB"), (x, y))
+            x += picture.width + gap
+        y += row[0].height + gap
     return canvas
 
 
@@ -297,17 +336,19 @@ def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos
     """The model card (written into ``docs``): everything read back from the shipped file's metadata, plus the
     run's config."""
     d = model.to_dict()
-    style = PACKAGES_ROOT / str(d["style_file"])
-    style_link = Path(os.path.relpath(style, docs.resolve())).as_posix() if style.is_file() else None
-    lines = [f"# `{model.name}`: {d['style']}", ""]
+    styles = model.styles or [d["style"]]
+    title = ", ".join(styles) if model.styles else d["style"]
+    size = SAMPLE_SIZE if not model.styles else SAMPLE_SIZE // 2
+    lines = [f"# `{model.name}`: {title}", ""]
     lines += [f"![{model.name}: photos and their stylization]({model.name}.jpg)", ""]
+    each = f" in each of its styles, in the order {', '.join(styles)}" if model.styles else ""
     lines += [
         f"*Left: the built-in photos {', '.join(f'`{p}`' for p in photos)}; right: this network at "
-        f"{SAMPLE_SIZE} px (`nst stylize PHOTO --model {model.name} --size {SAMPLE_SIZE}`).*",
+        f"{size} px{each} (`nst stylize PHOTO --model {model.name} --size {size}`).*",
         "",
     ]
     lines += ["| | |", "|---|---|"]
-    lines.append(_row("style image", f"![{d['style']}]({style_link})" if style_link else f"`{d['style_file']}`"))
+    lines.append(_row("style image" if not model.styles else "style images", style_images(model, d, docs)))
     lines.append(_row("provenance", d["style_source"] or "-"))
     lines.append(_row("variant", f"`{d['variant']}`"))
     lines.append(_row("file", f"`infer/models/{model.path.name}`, {d['precision']}, {d['size_bytes']:,} bytes"))
@@ -332,15 +373,28 @@ def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos
             )
         )
     if config.get("teacher"):
-        lines += ["", f"Loss: pixel L1 to the output of the teacher `{config['teacher']}` (distillation)", ""]
+        lines += ["", f"Loss: pixel L1 to the output of the teacher {teachers_text(config)} (distillation)", ""]
     else:
         lines += ["", f"Loss weights (the run's `config.yaml`): `{json.dumps(d['loss'], sort_keys=True)}`", ""]
     summary = {k: v for k, v in config_summary(dict(config)).items() if k != "loss"}
     lines += ["Training config (the run's last stage, as `nst export` keeps it):", "", "```yaml"]
     lines += [yaml.safe_dump(summary, sort_keys=True).strip(), "```", ""]
     lines += compare_section(model)
-    lines += ["## Use", "", "```bash", f"nst stylize photo.jpg --model {model.name} -o out.png", "```", ""]
-    return "\n".join(lines)
+    lines += ["## Use", "", "```bash", f"nst stylize photo.jpg --model {model.name} -o out.png"]
+    if model.styles:
+        a, b = model.styles[:2]
+        lines += [f"nst stylize photo.jpg --model {model.name} --style {a}=0.5,{b}=0.5 -o blend.png  # any blend"]
+    return "\n".join([*lines, "```", ""])
+
+
+def style_images(model: shipped.ShippedModel, d: Mapping[str, Any], docs: Path) -> str:
+    """The card's style image cell: the painting (each one, for a network of several styles), linked where it ships."""
+    cells = []
+    for name in model.styles or [d["style"]]:
+        file = PACKAGES_ROOT / (style_file(name, {}) if model.styles else str(d["style_file"]))
+        link = Path(os.path.relpath(file, docs.resolve())).as_posix() if file.is_file() else None
+        cells.append(f"![{name}]({link})" if link else f"`{file.name}`")
+    return " ".join(cells)
 
 
 def compare_section(model: shipped.ShippedModel) -> list[str]:

@@ -61,6 +61,8 @@ EXAMPLES = (
     "accelerate launch -m train -c configs/udnie.yaml --data /data/coco -o runs/udnie  # multi-GPU",
     "ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 -m train -c configs/udnie.yaml --data photos/ -o runs/u2",
     "nst train -o runs/candy --resume  # continue exactly",
+    "nst train -c fast --teacher starry_night --teacher udnie --data photos/ -o runs/two  # one network, two styles",
+    "nst train --variant fast --init-from runs/two --add-style --style my.jpg --data photos/ -o runs/three  # a 3rd",
     "nst train -c candy --style candy.jpg --data photos/ -o runs/c2 --style-weight 0.5 --json  # not shipped: a path",
 )
 
@@ -74,7 +76,13 @@ def _opt(p: argparse._ActionsContainer, flag: str, help: str, **kw: Any) -> None
 
 
 def _add_io(p: argparse.ArgumentParser) -> None:
-    _opt(p, "--style", style_help("style image (any format Pillow reads)"), metavar="IMAGE")
+    _opt(
+        p,
+        "--style",
+        style_help("style image (any format Pillow reads); repeat it for one network of several styles"),
+        metavar="IMAGE",
+        action="append",
+    )
     _opt(p, "--data", "image folder (every image file, searched recursively) or a `datasets` hub name")
     add_output_option(
         p, "run folder: checkpoints/, samples/, tensorboard logs, config.yaml, network.safetensors", "RUN_DIR", False
@@ -113,8 +121,14 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
         (
             "--teacher",
             "distil: learn to reproduce a trained network's output (any variant; pixel L1, no VGG loss), e.g. a "
-            "standard network into the fast variant",
-            {"metavar": "NETWORK"},
+            "standard network into the fast variant; repeat it for one network of several styles",
+            {"metavar": "NETWORK", "action": "append"},
+        ),
+        (
+            "--add-style",
+            "add the --style image(s) to the --init-from network as new styles, training only their instance-norm "
+            "scales and shifts: its convolutions and other styles stay as they are",
+            {"action": "store_true"},
         ),
         ("--image-size", "training crop size in pixels", {"type": positive_int}),
         (

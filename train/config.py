@@ -72,7 +72,7 @@ class TrainConfig:
     """Everything a training run depends on, validated on creation. Defaults follow Johnson et al. (2016)."""
 
     # inputs and outputs
-    style: str | None = None  # style image (any Pillow format)
+    style: str | list[str] | None = None  # style image (any Pillow format); several: one network of several styles
     data: str | None = None  # image folder (recursive) or a `datasets` hub name
     output: str | None = None  # run folder
     data_split: str = "train"  # split of a hub dataset
@@ -80,7 +80,9 @@ class TrainConfig:
     # network
     variant: str = "standard"  # TransformerNet variant: standard (Johnson), small or fast
     init_from: str | None = None  # a trained network to start from (run, .safetensors, .onnx, shipped name)
-    teacher: str | None = None  # a trained network (any variant) to imitate: pixel L1 to its output, no VGG loss
+    teacher: str | list[str] | None = None  # a trained network (any variant) to imitate: pixel L1 to its output, no
+    # VGG loss; several (one per style): one network of several styles
+    add_style: bool = False  # append the style(s) to init_from's network, training only their norm scales and shifts
     # data
     image_size: int = 256  # training crops are image_size x image_size
     first_crop_size: int | None = None  # smaller crops in a first stage (128 px cost a quarter); None: one stage
@@ -144,6 +146,10 @@ class TrainConfig:
         choices_of = {"variant": VARIANTS, "report_to": TRACKERS, "lr_schedule": LR_SCHEDULES}
         for name, choices in (choices_of | {"style_weight_rule": STYLE_WEIGHT_RULES}).items():
             _check(name, getattr(self, name), getattr(self, name) in choices, "one of " + ", ".join(choices))
+        teachers, styles = self.teachers, self.styles
+        matched = len(teachers) <= 1 or len(styles) in (0, len(teachers))
+        _check("teacher", self.teacher, matched, f"one per style ({len(styles)} style images given)")
+        _check("add_style", self.add_style, not self.add_style or self.init_from, "used with init_from (the network)")
         scale = self.crop_scale
         _check("crop_scale", list(scale), 0 < scale[0] <= scale[1] <= 1, "MIN,MAX with 0 < MIN <= MAX <= 1")
         known_vgg = self.vgg_weights in ("caffe", "torchvision") or Path(self.vgg_weights).is_file()
@@ -153,6 +159,16 @@ class TrainConfig:
             value = getattr(self, name)
             why = f"at least {smallest} (the loss layers halve the image {smallest.bit_length() - 1} times)"
             _check(name, value, value is None or value >= smallest, why)
+
+    @property
+    def styles(self) -> list[str]:
+        """The style images, one per style of the network (a list even for one)."""
+        return _names(self.style)
+
+    @property
+    def teachers(self) -> list[str]:
+        """The teachers of a distillation, one per style of the network."""
+        return _names(self.teacher)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for YAML, JSON and metadata (the loss as a `loss:` section)."""
@@ -226,6 +242,20 @@ def _as_str(value: Any) -> str:
     raise TypeError
 
 
+def _as_names(value: Any) -> str | list[str]:
+    """One name or path, or several (a YAML list, repeated flags): a list of one is that one."""
+    if isinstance(value, list | tuple):
+        names = [_as_str(v) for v in value]
+        if not names:
+            raise ValueError
+        return names[0] if len(names) == 1 else names
+    return _as_str(value)
+
+
+def _names(value: str | list[str] | None) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
 def _as_pair(value: Any) -> tuple[float, float]:
     items = _split(value)
     if not isinstance(items, list | tuple) or len(items) != 2:
@@ -244,7 +274,11 @@ _KINDS = {
 
 
 #: Fields whose values are not read as their annotation says: field -> (converter, what it must be).
-_FIELD_KINDS = {"max_time": (_as_seconds, "seconds (a number, or with s, m or h: 90s, 30m, 2h)")}
+_FIELD_KINDS = {
+    "max_time": (_as_seconds, "seconds (a number, or with s, m or h: 90s, 30m, 2h)"),
+    "style": (_as_names, "a path or name, or a list of them"),
+    "teacher": (_as_names, "a path or name, or a list of them"),
+}
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -312,10 +346,25 @@ def read_yaml(path: str | os.PathLike) -> Settings:
         raise NSTError(f"{p}: a config must be a mapping of key: value, got {type(values).__name__}")
     values = check_keys(values, str(p))
     for key in PATH_KEYS:
-        v = values.get(key)
-        if isinstance(v, str) and not os.path.isabs(v) and (p.parent / v).exists():
-            values[key] = str((p.parent / v).resolve())
+        if key in values:
+            values[key] = _map_names(values[key], lambda v: _beside(p, v))
     return values
+
+
+def _beside(yaml_file: Path, value: str) -> str:
+    """A relative path in a YAML file, read from the file's folder when it exists there."""
+    if not os.path.isabs(value) and (yaml_file.parent / value).exists():
+        return str((yaml_file.parent / value).resolve())
+    return value
+
+
+def _map_names(value: Any, convert: Any) -> Any:
+    """``convert`` applied to a path value, or to each path of a list of them."""
+    if isinstance(value, str):
+        return convert(value)
+    if isinstance(value, list):
+        return [convert(v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -355,9 +404,7 @@ def save_yaml(cfg: TrainConfig, path: str | os.PathLike) -> None:
     """
     values = cfg.to_dict()
     for key in PATH_KEYS:
-        value = values.get(key)
-        if isinstance(value, str) and value and os.path.exists(value):
-            values[key] = str(Path(value).resolve())
+        values[key] = _map_names(values.get(key), lambda v: str(Path(v).resolve()) if v and os.path.exists(v) else v)
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
 

@@ -14,12 +14,15 @@ models into the core every command imports.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from infer.models import resolve_model
 from infer.stylize import Stylizer, is_network_source
-from nst_core.checkpoint_io import load_network, load_onnx_network
+from nst_core.checkpoint_io import load_network, load_onnx_network, style_names
+from nst_core.errors import NSTError
 from nst_core.scales import model_work_size
 from nst_core.transformer import TransformerNet
 
@@ -31,6 +34,7 @@ class OnnxTeacher(nn.Module):
         super().__init__()
         self.stylizer = Stylizer(model, precision="fp32")
         self.work_size = self.stylizer.work_size
+        self.style_name = self.stylizer.metadata.get("nst.style")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.stylizer.run_array(x.detach().float().cpu().numpy())
@@ -38,17 +42,30 @@ class OnnxTeacher(nn.Module):
 
 
 def load_teacher(source: str) -> nn.Module:
-    """``source``'s network, frozen and in eval mode; NSTError (one line) when it cannot be opened."""
+    """``source``'s network, frozen and in eval mode, with its ``style_name``; NSTError (one line) when it cannot be
+    opened or paints several styles (each style of a distillation has its own teacher)."""
     path = resolve_model(source)  # a path wins, else a shipped model's name
     if is_network_source(path):
         net, metadata = load_network(path)
+        if net.styles > 1:
+            raise NSTError(f"{source}: a network of {net.styles} styles; a teacher paints one (give one per style)")
         net.work_size = model_work_size(metadata)  # the student paints for the teacher's (nst_core.scales)
+        net.style_name = metadata.get("style") or Path(path).stem
         return net.requires_grad_(False)
-    return OnnxTeacher(path).eval()
+    teacher = OnnxTeacher(path).eval()
+    if teacher.stylizer.styles:
+        raise NSTError(f"{source}: a network of several styles; a teacher paints one (give one per style)")
+    teacher.style_name = teacher.style_name or Path(path).stem
+    return teacher
 
 
-def load_start(source: str) -> TransformerNet:
-    """``--init-from``'s network: a run folder, checkpoint or ``.safetensors`` file, or the weights inside an
-    `nst export` ONNX file (``--init-from the_scream``: a shipped network, PyTorch weights not needed)."""
+def load_start(source: str) -> tuple[TransformerNet, list[str]]:
+    """``--init-from``'s network and its style names: a run folder, checkpoint or ``.safetensors`` file, or the
+    weights inside an `nst export` ONNX file (``--init-from the_scream``: a shipped network, PyTorch weights not
+    needed)."""
     path = resolve_model(source)  # a path wins, else a shipped model's name
-    return load_network(path)[0] if is_network_source(path) else load_onnx_network(path)[0]
+    if is_network_source(path):
+        net, metadata = load_network(path)
+        return net, style_names(metadata, net.styles)
+    net, metadata = load_onnx_network(path)
+    return net, style_names(metadata, net.styles, prefix="nst.")

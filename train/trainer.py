@@ -8,6 +8,8 @@ bf16/fp16 autocast and torch.compile, uint8 batches decoded by DataLoader worker
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import shutil
 import time
@@ -31,7 +33,7 @@ from nst_core.files import clean_stale_temporaries
 from nst_core.image_io import save_image
 from nst_core.log import LOG
 from nst_core.losses.perceptual import PerceptualLoss
-from nst_core.transformer import TransformerNet
+from nst_core.transformer import StyleNorm, TransformerNet
 from train.checkpoint import step_dir_name
 from train.config import TrainConfig, save_yaml
 from train.data import make_loader
@@ -68,6 +70,22 @@ def build_loss(cfg: TrainConfig, style: torch.Tensor, device: torch.device) -> P
         loss.to(memory_format=torch.channels_last)
     loss.set_style([style.to(device)])
     return loss
+
+
+class StyleTargets:
+    """The loss of each style a run learns: one VGG, each painting's Gram targets and style weight, computed once;
+    `use` points the loss at one of them (Dumoulin et al.: each batch learns one style)."""
+
+    def __init__(self, cfg: TrainConfig, styles: list[torch.Tensor], weights: list[float], device: torch.device):
+        self.loss = build_loss(cfg, styles[0], device)
+        self.grams, self.weights = [], [dataclasses.replace(cfg.loss, style=w) for w in weights]
+        for style in styles:
+            self.loss.set_style([style.to(device)])
+            self.grams.append(self.loss.style_grams)
+
+    def use(self, k: int) -> PerceptualLoss:
+        self.loss.style_grams, self.loss.weights = self.grams[k], self.weights[k]
+        return self.loss
 
 
 def forward_loss(
@@ -138,11 +156,13 @@ def make_accelerator(cfg: TrainConfig, run_dir: Path) -> tuple[Accelerator, Trai
 
 
 @torch.no_grad()
-def save_samples(net: nn.Module, photos: torch.Tensor, path: Path, autocast: Any) -> torch.Tensor:
-    """A two-row grid (photos, stylized) written atomically; returned for the trackers."""
+def save_samples(
+    net: nn.Module, photos: torch.Tensor, path: Path, autocast: Any, styles: range = range(1)
+) -> torch.Tensor:
+    """A grid (the photos, then a row per style of ``styles``) written atomically; returned for the trackers."""
     with autocast():
-        styled = net(photos).float().clamp(0, 1)
-    grid = make_grid(torch.cat([photos.float().cpu(), styled.cpu()]), nrow=len(photos), padding=2, pad_value=1.0)
+        styled = [net(photos, style=k).float().clamp(0, 1).cpu() for k in styles]
+    grid = make_grid(torch.cat([photos.float().cpu(), *styled]), nrow=len(photos), padding=2, pad_value=1.0)
     save_image(grid, path)
     return grid
 
@@ -190,13 +210,19 @@ class Trainer:
             self.checkpointer.writer_pid = broadcast_object_list([self.checkpointer.writer_pid])[0]
         self.memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.net_memory = torch.channels_last if cfg.net_channels_last else torch.contiguous_format
-        net = TransformerNet.from_variant(cfg.variant)
+        net = TransformerNet.from_variant(cfg.variant, styles=len(inputs.style_names))
         if inputs.init_weights is not None:
             net.load_state_dict(inputs.init_weights)
         net = net.to(self.device, memory_format=self.net_memory)
-        self.teacher = inputs.teacher.to(self.device) if inputs.teacher is not None else None
-        self.loss_fn = build_loss(cfg, inputs.style, self.device) if self.teacher is None else None
-        optimizer = make_optimizer(net.parameters(), cfg, self.device)
+        if cfg.add_style:  # the new styles' norm rows only: the others get exact zero gradients (one-hot style)
+            for module in net.modules():
+                for p in module.parameters(recurse=False):
+                    p.requires_grad_(isinstance(module, StyleNorm))
+        self.teachers = [t.to(self.device) for t in inputs.teachers]
+        self.targets = StyleTargets(cfg, inputs.styles, inputs.style_weights, self.device) if inputs.styles else None
+        self.loss_fn = self.targets.loss if self.targets else None
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        optimizer = make_optimizer(trainable, cfg, self.device)
         self.net, self.optimizer = self.accelerator.prepare(net, optimizer)
         self.forward = torch.compile(self.net) if cfg.compile else self.net
         self.max_steps = total_steps(cfg, inputs.source.length, self.world)
@@ -229,8 +255,13 @@ class Trainer:
             self.note(self.inputs.style_weight_note)
         if self.inputs.init_weights is not None:
             self.note(f"starting from the network in {self.cfg.init_from}")
-        if self.teacher is not None:
-            self.note(f"distilling {self.cfg.teacher} (pixel L1; the style loss is not used)")
+        if self.teachers:
+            self.note(f"distilling {', '.join(self.cfg.teachers)} (pixel L1; the style loss is not used)")
+        if len(self.inputs.style_names) > 1:
+            new = self.inputs.style_names[self.inputs.first_trained :]
+            kept = self.inputs.style_names[: self.inputs.first_trained]
+            adding = f"; only their norm rows train, {', '.join(kept)} stay as they are" if kept else ""
+            self.note(f"one network of {len(self.inputs.style_names)} styles: learning {', '.join(new)}{adding}")
         self.note_skipped([n for n in self.inputs.unreadable if n not in self.state.skipped_files])
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -351,10 +382,13 @@ class Trainer:
             group["lr"] = lr
 
     def batch_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The loss terms of one batch: the perceptual loss, or with a teacher the distillation loss."""
-        if self.teacher is not None:
-            return distil_loss(self.forward, self.teacher, x, self.net_memory)
-        return forward_loss(self.forward, self.loss_fn, x, self.memory, self.net_memory)
+        """The loss terms of one batch: the perceptual loss, or with a teacher the distillation loss, for the style
+        whose turn it is (the styles take turns by step, so a resumed run takes the same turns)."""
+        k = self.state.step % self.inputs.trained
+        net = functools.partial(self.forward, style=self.inputs.first_trained + k)
+        if self.teachers:
+            return distil_loss(net, self.teachers[k], x, self.net_memory)
+        return forward_loss(net, self.targets.use(k), x, self.memory, self.net_memory)
 
     def advance(self, positions: torch.Tensor, bad: list[str]) -> None:
         """The data position after this batch, and the unreadable files met, agreed by every process."""
@@ -387,9 +421,10 @@ class Trainer:
         return f"{what} at step {step}: {cause}"
 
     def save_samples(self) -> None:
-        """The sample grid on disk and in the trackers (main process)."""
+        """The sample grid on disk and in the trackers (main process): a row per style the run trains."""
         path = self.run_dir / "samples" / f"{step_dir_name(self.state.step)}.png"
-        grid = save_samples(self.forward, self.photos, path, self.accelerator.autocast)
+        rows = range(self.inputs.first_trained, len(self.inputs.style_names))
+        grid = save_samples(self.forward, self.photos, path, self.accelerator.autocast, rows)
         log_grid(self.accelerator, grid, self.state.step)
 
     def save_checkpoint(self) -> None:
@@ -416,7 +451,7 @@ class Trainer:
         """Last checkpoint (if the loop did not just write it), the final network, the skip report."""
         if self.last_saved != self.state.step:
             self.save_checkpoint()
-        if self.main and self.loss_fn is not None and self.inputs.large_photos is not None:
+        if self.main and self.targets is not None and self.inputs.large_photos is not None:
             self.record_work_size(self.inputs.large_photos)
         network = self.checkpointer.save_network(self.net, self.state.step) if self.main else None
         s = self.state

@@ -24,7 +24,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from PIL import Image
@@ -33,6 +33,9 @@ from infer.app.catalogue import ModelCatalogue
 from nst_core.errors import NSTError
 from nst_core.image_io import open_image, save_image
 from nst_core.log import LOG
+
+if TYPE_CHECKING:
+    from infer.stylize.stylizer import Stylizer
 
 #: Longest output side the app accepts: a bound on one job's memory and time on a shared machine.
 MAX_SIDE = 2048
@@ -80,6 +83,31 @@ def open_upload(payload: Any, what: str) -> Image.Image:
         return open_image(path)
     except NSTError as e:
         raise gr.Error(f"{what}: {str(e).replace(path, name or 'the upload')}", print_exception=False) from None
+
+
+#: The "blend with" list's first entry: the chosen style alone.
+NO_BLEND = "(none)"
+
+
+def style_blend(
+    stylizer: Stylizer, style: str | None, blend_with: str | None, blend: float | None
+) -> dict[str, float] | None:
+    """The page's style controls as `Stylizer.stylize`'s ``style``: ``style`` alone, or ``blend`` of ``blend_with``
+    mixed into it; None for a network of one style (the controls are hidden). A name the model does not have is
+    the Stylizer's one line."""
+    if not stylizer.styles or not style:
+        return None
+    amount = min(max(float(blend or 0.0), 0.0), 1.0)
+    if not blend_with or blend_with in (NO_BLEND, style) or amount == 0.0:
+        return {style: 1.0}
+    return {style: 1.0 - amount, blend_with: amount}
+
+
+def describe_choice(choice: dict[str, float]) -> str:
+    """``udnie`` or ``udnie 70% · starry_night 30%``: the style painted, as the page's time line shows it."""
+    if len(choice) == 1:
+        return next(iter(choice))
+    return " · ".join(f"{name} {weight:.0%}" for name, weight in choice.items() if weight > 0)
 
 
 def check_side(size: float | None) -> int | None:
@@ -132,8 +160,32 @@ class Jobs:
             return str(style) if style else None
         return None
 
+    def style_names(self, model: str | None) -> list[str]:
+        """``model``'s styles when it is a network of several (loading it), else []."""
+        with contextlib.suppress(NSTError):
+            return list(self.catalogue.stylizer(model).styles)
+        return []
+
+    def style_choices(self, model: str | None) -> tuple[Any, Any, Any]:
+        """The style controls for ``model``: shown with its styles for a network of several, hidden otherwise."""
+        names = self.style_names(model)
+        first = names[0] if names else None
+        return (
+            gr.update(visible=bool(names)),
+            gr.update(choices=names, value=first),
+            gr.update(choices=[NO_BLEND, *names], value=NO_BLEND),
+        )
+
     def stylize(
-        self, image: Any, model: str, strength: float, keep_colors: bool, size: float | None
+        self,
+        image: Any,
+        model: str,
+        strength: float,
+        keep_colors: bool,
+        size: float | None,
+        style: str | None = None,
+        blend_with: str | None = None,
+        blend: float | None = 0.0,
     ) -> tuple[str, str]:
         """One image through the chosen model; the result's file and its time in ms (model load not counted).
 
@@ -149,20 +201,35 @@ class Jobs:
                 side = MAX_SIDE
                 gr.Warning(f"the image is larger than {MAX_SIDE} px; stylized at {MAX_SIDE} px (longer side)")
             stylizer = self.catalogue.stylizer(model)
+            chosen = style_blend(stylizer, style, blend_with, blend)
             t0 = time.perf_counter()
-            out = stylizer.stylize(content, size=side, preserve_color=bool(keep_colors), strength=float(strength))
+            out = stylizer.stylize(
+                content, size=side, preserve_color=bool(keep_colors), strength=float(strength), style=chosen
+            )
             ms = (time.perf_counter() - t0) * 1000
             file = self.results.save(out)
-        return str(file), f"{ms:.1f} ms · {out.width}x{out.height} px · {stylizer.provider}"
+        painted = f" · {describe_choice(chosen)}" if chosen else ""
+        return str(file), f"{ms:.1f} ms · {out.width}x{out.height} px · {stylizer.provider}{painted}"
 
-    def stylize_frame(self, frame: Any, model: str, strength: float, keep_colors: bool) -> Any:
+    def stylize_frame(
+        self,
+        frame: Any,
+        model: str,
+        strength: float,
+        keep_colors: bool,
+        style: str | None = None,
+        blend_with: str | None = None,
+        blend: float | None = 0.0,
+    ) -> Any:
         """A webcam frame (RGB array) at ``LIVE_SIDE``; a frame that fails is shown as is, the stream goes on."""
         if frame is None or not self.catalogue.entries:
             return frame
         try:
             stylizer = self.catalogue.stylizer(model)
             side = LIVE_SIDE if max(frame.shape[:2]) > LIVE_SIDE else None
-            return stylizer.stylize(frame, size=side, preserve_color=bool(keep_colors), strength=float(strength))
+            chosen = style_blend(stylizer, style, blend_with, blend)
+            keep = bool(keep_colors)
+            return stylizer.stylize(frame, size=side, preserve_color=keep, strength=float(strength), style=chosen)
         except NSTError:
             return frame
 

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from infer.app.catalogue import NO_MODEL_HELP, ModelCatalogue
-from infer.app.jobs import MAX_SIDE, Jobs, compare_stopped, optimize_stopped
+from infer.app.jobs import MAX_SIDE, NO_BLEND, Jobs, compare_stopped, optimize_stopped
 from nst_core.log import LOG
 
 TITLE = "nst: neural style transfer"
@@ -43,6 +43,17 @@ def _model_picker(catalogue: ModelCatalogue, jobs: Jobs, tab: str) -> gr.Dropdow
     return model
 
 
+def _style_controls(jobs: Jobs, model: gr.Dropdown) -> list[gr.components.Component]:
+    """For a network of several styles: its style, and another blended into it by a slider (hidden otherwise)."""
+    names = jobs.style_names(model.value)
+    with gr.Row(visible=bool(names)) as row:
+        style = gr.Dropdown(names, value=names[0] if names else None, label="style", elem_id="stylize-style")
+        other = gr.Dropdown([NO_BLEND, *names], value=NO_BLEND, label="blend with", elem_id="stylize-blend-with")
+        blend = gr.Slider(0, 1, value=0, step=0.05, label="blend (0: the style alone, 1: the other alone)")
+    model.change(jobs.style_choices, model, [row, style, other], api_visibility="private")
+    return [style, other, blend]
+
+
 def _stylize_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:
     with gr.Row():
         with gr.Column():
@@ -54,6 +65,7 @@ def _stylize_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:
                 elem_id="stylize-photo",
             )
             model = _model_picker(catalogue, jobs, "stylize")
+            styles = _style_controls(jobs, model)
             strength = gr.Slider(0, 1, value=1, step=0.05, label="strength (0: the photo, 1: fully stylized)")
             keep = gr.Checkbox(label="keep the photo's colours")
             size = gr.Number(0, label=f"output size, longer side in px (0: the photo's; at most {MAX_SIDE})")
@@ -61,12 +73,14 @@ def _stylize_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:
         with gr.Column():
             out = gr.Image(label="stylized", format="png", height=420, interactive=False, elem_id="stylized")
             timing = gr.Textbox(label="time", interactive=False, elem_id="stylize-time")
-    button.click(jobs.stylize, [image, model, strength, keep, size], [out, timing], api_name="stylize", **RAW)
+    inputs = [image, model, strength, keep, size, *styles]
+    button.click(jobs.stylize, inputs, [out, timing], api_name="stylize", **RAW)
     with gr.Accordion("live webcam", open=False):
         with gr.Row():
             cam = gr.Image(label="webcam", sources=["webcam"], streaming=True, type="numpy")
             live = gr.Image(label="live", interactive=False)
-        cam.stream(jobs.stylize_frame, [cam, model, strength, keep], live, api_visibility="private", stream_every=0.2)
+        live_inputs = [cam, model, strength, keep, *styles]
+        cam.stream(jobs.stylize_frame, live_inputs, live, api_visibility="private", stream_every=0.2)
 
 
 def _compare_tab(catalogue: ModelCatalogue, jobs: Jobs) -> None:

@@ -43,7 +43,15 @@ EXAMPLES = (
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "compare", HELP, DESCRIPTION, EXAMPLES)
     p.add_argument("content", nargs="+", help="content image(s) (or skimage:NAME)")
-    p.add_argument("--style", "-s", required=True, help=style_help("style image the metric and the optimizer use"))
+    p.add_argument(
+        "--style",
+        "-s",
+        required=True,
+        help=style_help(
+            "style image the metric and the optimizer use; for a network of several styles, its name picks the "
+            "style the network paints (--style udnie scores the udnie style)"
+        ),
+    )
     p.add_argument(
         "--model",
         "-m",

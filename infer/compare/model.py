@@ -38,10 +38,27 @@ class FastModel:
         """The whole image in one pass (never tiled), as an RGB image."""
         raise NotImplementedError
 
+    #: a network of several styles: their names (empty for one style), and the one it paints (`choose_style`)
+    styles: tuple[str, ...] | list[str] = ()
+    chosen: str | None = None
+
     @property
     def style(self) -> str | None:
-        """The style the model was trained on (its file stem), if the metadata names one."""
-        return self.metadata.get(self.STYLE_KEY) or None
+        """The style the model was trained on (its file stem), if the metadata names one; for a network of several
+        styles, the one it paints."""
+        return self.chosen or self.metadata.get(self.STYLE_KEY) or None
+
+    def choose_style(self, name: str) -> None:
+        """A network of several styles paints ``name`` (the compared style image's name): NSTError listing its
+        styles when it has no such style. A network of one style paints its own, whatever the name."""
+        if not self.styles:
+            return
+        if name not in self.styles:
+            raise NSTError(
+                f"{self.path.name} has no style {name!r} (the style image's name picks one of its styles: "
+                f"{', '.join(self.styles)})"
+            )
+        self.chosen = name
 
     def training_loss(self) -> LossWeights:
         """The loss the model was trained with: the config's ``loss:`` section, or the flat keys of older models."""
@@ -81,9 +98,10 @@ class OnnxModel(FastModel):
         self.provider = self.session.provider
         self.metadata = dict(self.session.metadata)
         self.load_seconds = self.session.load_seconds
+        self.styles = self.session.styles
 
     def stylize(self, image: Image.Image) -> Image.Image:
-        return self.session.stylize(image, tile=0).convert("RGB")
+        return self.session.stylize(image, tile=0, style=self.chosen).convert("RGB")
 
 
 class TorchModel(FastModel):
@@ -92,19 +110,21 @@ class TorchModel(FastModel):
     STYLE_KEY, CONFIG_KEY = "style", "config"
 
     def __init__(self, path: Path, device: torch.device) -> None:
-        from nst_core.checkpoint_io import load_network
+        from nst_core.checkpoint_io import load_network, style_names
 
         t0 = time.perf_counter()
         self.net, self.metadata = load_network(path, device)
         self.load_seconds = time.perf_counter() - t0
         self.path, self.device, self.provider = path, device, f"torch:{device}"
+        self.styles = style_names(self.metadata, self.net.styles) if self.net.styles > 1 else []
 
     @torch.inference_mode()
     def stylize(self, image: Image.Image) -> Image.Image:
         """As `nst stylize` paints it: at the network's work size too on a large picture (nst_core.scales)."""
 
         def run(x: np.ndarray) -> np.ndarray:
-            return self.net(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+            index = self.styles.index(self.chosen) if self.chosen else None
+            return self.net(torch.from_numpy(x).to(self.device), index).float().cpu().numpy()
 
         y = stylize_multiscale(run, pil_to_array(image)[None], model_work_size(self.metadata) or 0)
         return array_to_pil(np.clip(y[0], 0.0, 1.0))

@@ -288,6 +288,7 @@ def compare(
     content_imgs = [open_image(c) for c in contents]
     style_img = open_image(style)
     net = load_fast_model(model, device, cfg.device)
+    net.choose_style(display_name(style))  # a network of several styles: the one named like the style image
     spec = metric_spec(cfg, net)
     metric = Metric(spec.loss, cfg.vgg_weights, device)
     resized = metric.fit(contents, content_imgs, cfg.size)

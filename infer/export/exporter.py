@@ -137,9 +137,20 @@ def _check_inputs() -> list[np.ndarray]:
     return [torch.rand(*shape, generator=gen).numpy() for shape in CHECK_SHAPES]
 
 
+def check_blend(styles: int) -> np.ndarray | None:
+    """The style weights the check runs a network of several styles with: a blend of all of them, each weight
+    different (1, 2, ... normalised), so that a row traced away or swapped shows; None for one style."""
+    if styles == 1:
+        return None
+    weights = np.arange(1, styles + 1, dtype=np.float32)
+    return weights / weights.sum()
+
+
 def _pytorch_outputs(net: TransformerNet, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    blend = check_blend(net.styles)
+    style = torch.from_numpy(blend) if blend is not None else None
     with torch.no_grad():
-        return [net(torch.from_numpy(x)).numpy() for x in inputs]
+        return [net(torch.from_numpy(x), style).numpy() for x in inputs]
 
 
 def _export_fields(opset: int, used: str, rewritten: bool) -> dict[str, str]:
@@ -160,8 +171,10 @@ def _cpu_session(model: bytes) -> Any:
 
 
 def _outputs(session: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    name = session.get_inputs()[0].name
-    return [session.run(None, {name: x})[0].astype(np.float32) for x in inputs]
+    """The model's outputs for ``inputs``; a network of several styles runs the check blend (`check_blend`)."""
+    image, *style = session.get_inputs()
+    extra = {style[0].name: check_blend(style[0].shape[0])} if style else {}
+    return [session.run(None, {image.name: x, **extra})[0].astype(np.float32) for x in inputs]
 
 
 def _abs_errors(session: Any, inputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 FORMAT = "nst-onnx-v1"
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
+#: The second input of a network of several styles: float32 (styles,), the weight of each style (``nst.styles``).
+STYLE_INPUT = "style"
 #: Names of the input/output dimensions in the graph (channels stay fixed at 3).
 DIM_NAMES = ("batch", None, "height", "width")
 LAYOUT = "float32 (batch, 3, height, width), RGB in [0, 1]"
@@ -103,7 +105,10 @@ def build_metadata(
 
     ``extra`` adds or overrides keys; a key without a dot gets the ``nst.`` prefix.
     """
-    from nst_core.checkpoint_io import metadata_strings  # imports torch, which the export has loaded anyway
+    from nst_core.checkpoint_io import (
+        metadata_strings,
+        style_names,
+    )  # imports torch, which the export has loaded anyway
 
     meta: dict[str, str] = {
         "nst.format": FORMAT,
@@ -115,6 +120,9 @@ def build_metadata(
     }
     if source_meta.get("style"):
         meta["nst.style"] = source_meta["style"]
+    if net.styles > 1:
+        meta["nst.styles"] = source_meta.get("styles", "")
+        meta["nst.input"] += f"; {STYLE_INPUT}: float32 ({net.styles},), the weight of each of nst.styles, summing to 1"
     if source_meta.get("step"):
         meta["nst.step"] = str(source_meta["step"])
     if source_meta.get("work_size"):  # where its strokes have the painting's size (nst_core.scales)
@@ -126,6 +134,9 @@ def build_metadata(
         meta["nst.source"] = source
     for key, value in metadata_strings(extra or {}).items():
         meta[key if "." in key else f"nst.{key}"] = value
+    if net.styles > 1:  # the names in the order of the style input, whichever of the above gave them
+        names = style_names(meta, net.styles, prefix="nst.")
+        meta["nst.styles"], meta["nst.style"] = json.dumps(names), "+".join(names)
     return meta
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infer.export.format import DIM_NAMES, DYNAMO_MIN_OPSET, EXPORTERS, INPUT_NAME, OUTPUT_NAME
+from infer.export.format import DIM_NAMES, DYNAMO_MIN_OPSET, EXPORTERS, INPUT_NAME, OUTPUT_NAME, STYLE_INPUT
 from nst_core.errors import NSTError, first_line
 from nst_core.transformer import TransformerNet
 
@@ -87,17 +87,34 @@ def output_layer(layer: nn.Module, rewrite: bool) -> nn.Module:
 
 
 class InferenceNet(nn.Module):
-    """TransformerNet for export: the same function, traced-size-independent (see the module docstring)."""
+    """TransformerNet for export: the same function, traced-size-independent (see the module docstring). A network
+    of several styles takes a second input, ``style``: float32 (styles,), the weights of its styles (a convex
+    blend; the runtime normalises what a person gives)."""
 
     def __init__(self, net: TransformerNet, rewrite: bool = True) -> None:
         super().__init__()
+        self.styles = net.styles
+        self.__dict__["style_norms"] = net.style_norms
         self.encoder = net.encoder
         self.residuals = net.residuals
         layers = list(net.decoder.children())
         self.decoder = nn.Sequential(*layers[:-1], output_layer(layers[-1], rewrite))
         self.rewritten = self.decoder[-1] is not layers[-1]
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_NAME, STYLE_INPUT] if self.styles > 1 else [INPUT_NAME]
+
+    def example(self) -> tuple[torch.Tensor, ...]:
+        """batch > 1 and H != W, so nothing specializes to 1 or to H == W; a private generator leaves the
+        caller's random state alone. A blend of every style, so that no style's row is traced away."""
+        image = torch.rand(2, 3, 72, 104, generator=torch.Generator().manual_seed(0))
+        return (image, torch.full((self.styles,), 1.0 / self.styles)) if self.styles > 1 else (image,)
+
+    def forward(self, image: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        if self.styles > 1:
+            for norm in self.style_norms:
+                norm.mix = style.reshape(1, self.styles)
         h, w = image.shape[-2], image.shape[-1]
         x = F.pad(image, (0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(x)))
@@ -107,39 +124,36 @@ class InferenceNet(nn.Module):
 # ---------------------------------------------------------------------------------------------- tracing
 
 
-def _example() -> tuple[torch.Tensor]:
-    """batch > 1 and H != W, so nothing specializes to 1 or to H == W; a private generator leaves the
-    caller's random state alone."""
-    return (torch.rand(2, 3, 72, 104, generator=torch.Generator().manual_seed(0)),)
-
-
-def _dynamo(module: nn.Module, opset: int) -> Any:
+def _dynamo(module: InferenceNet, opset: int) -> Any:
     dyn = torch.export.Dim.DYNAMIC
+    shapes: dict[str, Any] = {INPUT_NAME: {0: dyn, 2: dyn, 3: dyn}}
+    if module.styles > 1:
+        shapes[STYLE_INPUT] = {}
     program = torch.onnx.export(
         module,
-        _example(),
+        module.example(),
         None,
-        input_names=[INPUT_NAME],
+        input_names=module.input_names,
         output_names=[OUTPUT_NAME],
         opset_version=opset,
         dynamo=True,
         external_data=False,
         optimize=True,
-        dynamic_shapes={INPUT_NAME: {0: dyn, 2: dyn, 3: dyn}},
+        dynamic_shapes=shapes,
     )
     return program.model_proto
 
 
-def _torchscript(module: nn.Module, opset: int) -> Any:
+def _torchscript(module: InferenceNet, opset: int) -> Any:
     import onnx
 
     buf = io.BytesIO()
     axes = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(
         module,
-        _example(),
+        module.example(),
         buf,
-        input_names=[INPUT_NAME],
+        input_names=module.input_names,
         output_names=[OUTPUT_NAME],
         opset_version=min(opset, TORCHSCRIPT_MAX_OPSET),
         dynamo=False,
@@ -148,7 +162,7 @@ def _torchscript(module: nn.Module, opset: int) -> Any:
     return onnx.load_from_string(buf.getvalue())
 
 
-_TRACERS: dict[str, Callable[[nn.Module, int], Any]] = {"dynamo": _dynamo, "torchscript": _torchscript}
+_TRACERS: dict[str, Callable[[InferenceNet, int], Any]] = {"dynamo": _dynamo, "torchscript": _torchscript}
 
 
 def _exporter_order(exporter: str, opset: int) -> tuple[str, ...]:
@@ -160,7 +174,7 @@ def _exporter_order(exporter: str, opset: int) -> tuple[str, ...]:
     return (exporter,)
 
 
-def to_onnx(module: nn.Module, opset: int, exporter: str = "auto") -> tuple[Any, str]:
+def to_onnx(module: InferenceNet, opset: int, exporter: str = "auto") -> tuple[Any, str]:
     """(onnx ModelProto with named dynamic dims, exporter used); NSTError listing every exporter's failure."""
     errors = []
     for name in _exporter_order(exporter, opset):

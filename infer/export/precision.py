@@ -28,7 +28,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from onnxruntime.transformers.float16 import convert_float_to_float16
 from PIL import Image
 
-from infer.export.format import INPUT_NAME
+from infer.export.format import INPUT_NAME, STYLE_INPUT
 from nst_core.errors import NSTError
 from nst_core.files import temporary_name
 from nst_core.image_io import center_crop, open_image, pil_to_array, scan_images
@@ -111,10 +111,15 @@ def calibration_images(sources: Iterable[str | os.PathLike] | None) -> Calibrati
 
 
 class _Reader(CalibrationDataReader):
-    """Feeds the calibration arrays to onnxruntime's quantizer, one batch per call."""
+    """Feeds the calibration arrays to onnxruntime's quantizer, one batch per call; a network of ``styles`` styles
+    gets every array in every style, so the activation ranges cover them all."""
 
-    def __init__(self, arrays: list[np.ndarray]) -> None:
-        self._it = iter([{INPUT_NAME: x} for x in arrays])
+    def __init__(self, arrays: list[np.ndarray], styles: int = 1) -> None:
+        if styles == 1:
+            self._it = iter([{INPUT_NAME: x} for x in arrays])
+            return
+        one_hot = np.eye(styles, dtype=np.float32)
+        self._it = iter([{INPUT_NAME: x, STYLE_INPUT: w} for x in arrays for w in one_hot])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._it, None)
@@ -128,6 +133,14 @@ def fp16_model(model: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return convert_float_to_float16(copy.deepcopy(model), keep_io_types=True)
+
+
+def style_count(model: Any) -> int:
+    """How many styles an exported network paints: the length of its ``style`` input (1 without one)."""
+    for value in model.graph.input:
+        if value.name == STYLE_INPUT:
+            return int(value.type.tensor_type.shape.dim[0].dim_value)
+    return 1
 
 
 def int8_model(fp32: Any, calibration: Calibration, dest: Path) -> Any:
@@ -147,7 +160,7 @@ def int8_model(fp32: Any, calibration: Calibration, dest: Path) -> Any:
             quantize_static(
                 str(pre),
                 str(raw),
-                _Reader(calibration.arrays),
+                _Reader(calibration.arrays, style_count(fp32)),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 activation_type=QuantType.QUInt8,

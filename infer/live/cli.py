@@ -35,6 +35,7 @@ EXAMPLES = (
     "nst live --model starry_night_fast --size 480 --temporal",
     "nst live --model udnie_fast --source clip.mp4 -o clip_udnie.mp4 --json",
     "nst live --model the_scream_fast --source 0 -o webcam.mp4 --max-frames 300",
+    "nst live --model six_styles_fast --style udnie  # n or the space bar: the next of its six styles",
 )
 DEFAULT_SIZE = 320
 
@@ -131,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         if window is not None:
             window.close()
     summary = {**result.summary(), "provider": stylizer.provider, "model": str(stylizer.model_path)}
+    if stylizer.styles:
+        summary["style"] = stylizer.style_name
     if args.json:
         print(json.dumps(summary))
     else:

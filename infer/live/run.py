@@ -5,7 +5,8 @@ the frames; the network is the `Stylizer` of `nst stylize`, and a recording goes
 `infer.stylize.video.open_writer` (PyAV, temporary file renamed at the end). A window needs an OpenCV built with
 a GUI (``opencv-python``, not the headless wheel) and a display; without one, the run says so and needs
 ``--output``. The loop stops on q or Esc in the window, at the end of the source, after ``max_frames``,
-or on Ctrl-C (the recording is still finished and kept).
+or on Ctrl-C (the recording is still finished and kept). With a network of several styles, n or the space bar
+switches to the next style.
 
 The loop never queues frames: each is read when the previous one is shown, and a camera's own buffer is
 set to one frame, so what is shown lags the camera by one frame's work, not by a growing queue.
@@ -26,6 +27,7 @@ import numpy as np
 
 from infer.stylize.stylizer import FrameOptions, frame_temporal
 from nst_core.errors import NSTError
+from nst_core.log import LOG
 
 if TYPE_CHECKING:
     from infer.stylize.stylizer import Stylizer
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'nst-toolkit[live]' (opencv-python-headless and PyAV; opencv-python for a window)"
 WINDOW = "nst live (q or Esc to stop)"
 STOP_KEYS = (ord("q"), ord("Q"), 27)  # 27: Esc
+NEXT_STYLE_KEYS = (ord("n"), ord("N"), ord(" "))
 CAMERA_FPS = 30.0  # a camera that does not say its frame rate
 
 
@@ -107,6 +110,7 @@ class LiveResult:
     stopped: str = "end"  # end (of the source), key (q/Esc), max-frames, window (closed), interrupt (Ctrl-C)
     frame_ms: list[float] = field(default_factory=list)
     temporal: dict[str, Any] = field(default_factory=dict)  # `FrameTemporal.summary`: filter cost, warping error
+    styles_shown: list[str] = field(default_factory=list)  # a network of several styles: each style shown, in turn
 
     @property
     def frames_per_second(self) -> float:
@@ -123,6 +127,7 @@ class LiveResult:
             "median_ms_per_frame": None if median is None else round(median, 2),
             "size": list(self.size),
             "stopped": self.stopped,
+            **({"styles_shown": self.styles_shown} if self.styles_shown else {}),
             **self.temporal,
         }
 
@@ -135,17 +140,26 @@ class Window:
         self.cv2.namedWindow(WINDOW, self.cv2.WINDOW_NORMAL)  # the user can make it bigger than the frames
 
     def show(self, frame: np.ndarray) -> str | None:
-        """Show ``frame``; "key" or "window" when the user asked to stop, else None."""
+        """Show ``frame``; "key" or "window" when the user asked to stop, "next" for the next style, else None."""
         self.cv2.imshow(WINDOW, np.ascontiguousarray(frame[..., ::-1]))
         key = self.cv2.waitKey(1) & 0xFF
         if key in STOP_KEYS:
             return "key"
+        if key in NEXT_STYLE_KEYS:
+            return "next"
         if self.cv2.getWindowProperty(WINDOW, self.cv2.WND_PROP_VISIBLE) < 1:
             return "window"
         return None
 
     def close(self) -> None:
         self.cv2.destroyAllWindows()
+
+
+def next_style(stylizer: Stylizer) -> str:
+    """The style after the one shown (after a blend: the first style)."""
+    names = stylizer.styles
+    now = stylizer.style_name
+    return names[(names.index(now) + 1) % len(names)] if now in names else names[0]
 
 
 def run_live(
@@ -172,6 +186,8 @@ def run_live(
     styled = stylizer.stylize_frames(capture.frames(), options, temporal)
     recording = open_writer(output, capture.fps, quality) if output else nullcontext()
     t0 = last = time.perf_counter()
+    if stylizer.styles:
+        result.styles_shown.append(stylizer.style_name or "")
     with recording as writer:
         try:
             for frame in styled:
@@ -181,6 +197,9 @@ def run_live(
                 result.frames += 1
                 result.size = (frame.shape[1], frame.shape[0])
                 stop = window.show(frame) if window else None
+                if stop == "next":  # the next frame in the next style, nothing of this one carried over
+                    switch_style(stylizer, temporal, result)
+                    stop = None
                 now = time.perf_counter()
                 result.frame_ms.append((now - last) * 1000)
                 last = now
@@ -196,3 +215,14 @@ def run_live(
         if writer is not None and result.frames == 0:
             raise NSTError(f"{capture.name}: no frames came from the source")
     return result
+
+
+def switch_style(stylizer: Stylizer, temporal: Any, result: LiveResult) -> None:
+    """The key for the next style: switch (a network of one style has no other), restart the temporal filter."""
+    if not stylizer.styles:
+        return
+    stylizer.set_style(next_style(stylizer))
+    if temporal is not None:
+        temporal.restart()
+    result.styles_shown.append(stylizer.style_name or "")
+    LOG.info(f"nst live: style {stylizer.style_name}")

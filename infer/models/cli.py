@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [COLUMNS] + [
         (
             m.name,
-            m.style,
+            f"{len(m.styles)} styles" if m.styles else m.style,
             m.variant,
             fmt_count(m.steps),
             fmt_count(m.images_seen),
@@ -77,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     total = sum(m.size_bytes for m in models)
     print(table(rows))
+    for m in models:
+        if m.styles:
+            blend = f"{m.styles[0]}=0.5,{m.styles[1]}=0.5"
+            print(f"{m.name}: {', '.join(m.styles)} (--style NAME, or a blend such as {blend})")
     print(
         f"{len(models)} model(s), {fmt_bytes(total)} in {models_dir()}; noise@N, photo@N: optimizer iterations to "
         "match the network at N px, started from noise (Johnson et al.) or from the photo"

@@ -28,6 +28,7 @@ SUFFIX = ".onnx"
 #: The card's facts in the ONNX metadata (besides the exporter's own nst.variant, nst.step, nst.config ...).
 NAME_KEY = "nst.name"
 STYLE_KEY = "nst.style"
+STYLES_KEY = "nst.styles"  # JSON list: the styles of a network of several styles (infer.export.format)
 STYLE_FILE_KEY = "nst.style_file"
 STYLE_SOURCE_KEY = "nst.style_source"
 TRAINING_KEY = "nst.training"  # JSON list of stages: steps, batch_size, image_size, images_seen, wall_time, hardware
@@ -142,6 +143,12 @@ class ShippedModel:
         return self.metadata.get(STYLE_KEY, "-")
 
     @property
+    def styles(self) -> list[str]:
+        """A network of several styles: their names, in the order of its style input; [] for one style."""
+        names = _json(self.metadata, STYLES_KEY, [])
+        return [str(n) for n in names] if isinstance(names, list) and len(names) > 1 else []
+
+    @property
     def style_image(self) -> Path | None:
         """The built-in style image (``nst.style_file``, relative to the packages' folder) when it is installed."""
         file = self.metadata.get(STYLE_FILE_KEY)
@@ -194,6 +201,7 @@ class ShippedModel:
             "name": self.name,
             "path": str(self.path),
             "style": self.style,
+            "styles": self.styles,
             "style_file": self.metadata.get(STYLE_FILE_KEY),
             "style_source": self.metadata.get(STYLE_SOURCE_KEY),
             "variant": self.variant,

@@ -93,6 +93,12 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=positive_int, help="onnxruntime CPU threads (default: its own choice)")
     p.add_argument(
+        "--style",
+        metavar="NAME[=W],...",
+        help="a network of several styles: the style to paint, or a blend such as starry_night=0.7,udnie=0.3 "
+        "(weights normalised; default: its first style; --info lists them)",
+    )
+    p.add_argument(
         "--precision",
         choices=("auto", "fp32"),
         default="auto",

@@ -25,6 +25,8 @@ def print_info(info: dict[str, Any]) -> None:
             f"{info['provider']} (available: {', '.join(short_provider(p) for p in info['providers_available'])})",
         ),
     ]
+    if info.get("styles"):
+        rows.append(("styles", f"{', '.join(info['styles'])} (--style NAME, or a blend NAME=W,NAME=W)"))
     rows += [("input", f"{i['name']}: {i['type']} {fmt_shape(i['shape'])}") for i in info["inputs"]]
     rows += [("output", f"{o['name']}: {o['type']} {fmt_shape(o['shape'])}") for o in info["outputs"]]
     for key in sorted(meta, key=lambda k: (not k.startswith("nst."), k)):
@@ -59,7 +61,7 @@ def summary(outcomes: list[Outcome], plan: Plan, stylizer: Stylizer, total_s: fl
         "skipped": [str(p) for p in plan.skipped],
         "provider": stylizer.provider,
         "model": str(stylizer.model_path),
-        "style": stylizer.metadata.get("nst.style"),
+        "style": stylizer.style_name or stylizer.metadata.get("nst.style"),  # several styles: the one or blend painted
         "load_ms": round(stylizer.load_seconds * 1000, 1),
         "total_s": round(total_s, 3),
     }

@@ -47,7 +47,14 @@ def load_model(args: argparse.Namespace, frames: bool = False) -> Stylizer:
         LOG.info(
             f"nst stylize: exporting {model} to ONNX in memory; `nst export {model} -o MODEL.onnx` saves it for reuse"
         )
-    return Stylizer(model, provider=args.provider, threads=args.threads, precision=args.precision, spinning=not frames)
+    return Stylizer(
+        model,
+        provider=args.provider,
+        threads=args.threads,
+        precision=args.precision,
+        spinning=not frames,
+        style=getattr(args, "style", None),
+    )
 
 
 def read_stdin() -> bytes:

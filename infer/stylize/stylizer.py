@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from infer.export.format import STYLE_INPUT
 from infer.models.shipped import int8_copy, resolve_model
 from infer.stylize import tiling
 from infer.stylize.providers import available_providers, provider_options, resolve_providers
+from infer.stylize.styles import StyleChoice, describe, style_vector
 from nst_core.color import preserve_color as keep_color
 from nst_core.errors import NSTError
 from nst_core.image_io import array_to_pil, open_image, pil_to_array, resize_array, resize_longer
@@ -148,6 +150,10 @@ class Stylizer:
     above this many pixels) and ``tile_size`` (its tile side). Models not made by `nst export` work too when
     their one input is a float (N, 3, H, W) image; inputs in 0..255 are declared with the metadata key
     ``nst.input_range = "0,255"``, and fixed-size inputs are resized in and out.
+
+    A network of several styles (``styles``: their names, from ``nst.styles``) paints ``style``: a name, a blend
+    (``"starry_night=0.7,udnie=0.3"`` or ``{"starry_night": 0.7, "udnie": 0.3}``), or one weight per style; None
+    is its first style (`infer.stylize.styles`). `set_style` changes it; `stylize` takes one per call too.
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class Stylizer:
         threads: int | None = None,
         precision: str = "auto",
         spinning: bool = True,
+        style: StyleChoice = None,
     ) -> None:
         t0 = time.perf_counter()
         self.model_path = Path(resolve_model(model))  # a path, else a shipped model's name (`infer.models.shipped`)
@@ -180,6 +187,8 @@ class Stylizer:
             )
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_io()
+        self.style: np.ndarray | None = None  # the weights of ``styles`` every run uses unless given one
+        self.set_style(style)
         self.work_size = model_work_size(self.metadata)  # where strokes have the painting's size (None: unknown)
         self.max_pixels = tiling.AUTO_TILE_PIXELS
         self.tile_size = tiling.DEFAULT_TILE
@@ -191,8 +200,12 @@ class Stylizer:
         return NSTError(f"{self.model_path}: not an image model: {what}; expected {expected}")
 
     def _check_io(self) -> None:
-        """The model must map one (N, 3, H, W) float image to one RGB image; read its dtype, size and range."""
+        """The model must map one (N, 3, H, W) float image (and, for several styles, their weights) to one RGB
+        image; read its dtype, size, range and style names."""
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self.style_input, self.styles = self._style_input(inputs)
+        if self.style_input:
+            inputs = inputs[:1]
         if len(inputs) != 1:
             names = ", ".join(f"{i.name} {fmt_shape(i.shape)}" for i in inputs)
             raise self._not_an_image_model(f"it has {len(inputs)} inputs ({names})")
@@ -214,6 +227,44 @@ class Stylizer:
         scale = self.metadata.get("nst.input_range", "0,1").replace(" ", "")
         self.input_scale = 255.0 if scale in ("0,255", "255") else 1.0
 
+    def _style_input(self, inputs: list[Any]) -> tuple[str | None, list[str]]:
+        """(name of the style-weights input, the style names) of a network of several styles, else (None, [])."""
+        if len(inputs) != 2 or inputs[1].name != STYLE_INPUT or inputs[1].type != "tensor(float)":
+            return None, []
+        shape = list(inputs[1].shape)
+        if len(shape) != 1 or not isinstance(shape[0], int) or shape[0] < 2:
+            return None, []
+        with contextlib.suppress(json.JSONDecodeError, TypeError):
+            names = json.loads(self.metadata.get("nst.styles") or "null")
+            if isinstance(names, list) and len(names) == shape[0] and all(isinstance(n, str) for n in names):
+                return inputs[1].name, names
+        return inputs[1].name, [f"style{i + 1}" for i in range(shape[0])]
+
+    def style_weights(self, style: StyleChoice) -> np.ndarray | None:
+        """``style`` as the weights of this model's styles (None: the current ones); NSTError for a bad name or
+        weights, or a style asked of a model of one style."""
+        if style is None:
+            return self.style
+        if not self.styles:
+            single = self.metadata.get("nst.style", "its own")
+            raise NSTError(
+                f"{self.model_path.name} paints one style ({single}); a style is chosen only for a network of "
+                "several styles"
+            )
+        return style_vector(style, self.styles, self.model_path.name)
+
+    def set_style(self, style: StyleChoice) -> None:
+        """The style every run paints from now on (a multi-style model; None: its first style)."""
+        if self.styles:
+            self.style = style_vector(style, self.styles, self.model_path.name)
+        else:
+            self.style_weights(style)  # a style for a model of one style: one clear line
+
+    @property
+    def style_name(self) -> str | None:
+        """The current style as reports show it (``starry_night`` or ``a=0.7,b=0.3``); None for one style."""
+        return describe(self.style, self.styles) if self.style is not None else None
+
     def info(self) -> dict[str, Any]:
         """Model file, provider, inputs/outputs and metadata, JSON-ready (``nst stylize --info``)."""
         meta = dict(self.metadata)
@@ -228,6 +279,7 @@ class Stylizer:
             "providers_available": available_providers(),
             "load_ms": round(self.load_seconds * 1000, 1),
             "work_size": self.work_size,  # None or 0: larger pictures in one pass (nst_core.scales)
+            "styles": self.styles,  # a network of several styles: their names, in the order of its style input
             "inputs": [{"name": i.name, "type": i.type, "shape": list(i.shape)} for i in self.session.get_inputs()],
             "outputs": [{"name": o.name, "type": o.type, "shape": list(o.shape)} for o in self.session.get_outputs()],
             "metadata": meta,
@@ -235,26 +287,30 @@ class Stylizer:
 
     # ------------------------------------------------------------------------------------------ the network
 
-    def run_array(self, x: np.ndarray) -> np.ndarray:
+    def run_array(self, x: np.ndarray, style: np.ndarray | None = None) -> np.ndarray:
         """The raw network: (N, 3, H, W) float32 in [0, 1] -> (N, 3, H, W) float32, one session run.
 
         Handles the model's input dtype/range, fixed-size models (resized in and out) and sides under
-        ``MIN_MODEL_SIDE`` (edge-padded, then cropped).
+        ``MIN_MODEL_SIDE`` (edge-padded, then cropped). ``style``: the weights of a multi-style model's styles
+        (None: the current ones).
         """
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an (N, 3, H, W) array, got shape {x.shape}")
         n, _, h, w = x.shape
         if self.fixed_batch not in (None, n):
-            return np.concatenate([self.run_array(x[i : i + 1]) for i in range(n)])
+            return np.concatenate([self.run_array(x[i : i + 1], style) for i in range(n)])
         if self.fixed_size and self.fixed_size != (h, w):
-            return self._run_resized(x)
+            return self._run_resized(x, style)
         ph, pw = max(0, MIN_MODEL_SIDE - h), max(0, MIN_MODEL_SIDE - w)
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge")
         feed = x * self.input_scale if self.input_scale != 1.0 else x
         try:
             with contextlib.redirect_stdout(sys.stderr):
-                y = self.session.run(None, {self.input_name: np.ascontiguousarray(feed, dtype=self.input_dtype)})[0]
+                feeds = {self.input_name: np.ascontiguousarray(feed, dtype=self.input_dtype)}
+                if self.style_input:
+                    feeds[self.style_input] = self.style if style is None else style
+                y = self.session.run(None, feeds)[0]
         except Exception as e:  # onnxruntime's own exception types (out of memory, bad shape ...)
             msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
             raise NSTError(f"onnxruntime failed on a {w}x{h} input ({msg})") from None
@@ -268,16 +324,16 @@ class Stylizer:
             y = y / self.input_scale
         return y[:, :, :h, :w] if (ph or pw) else y
 
-    def _run_resized(self, x: np.ndarray) -> np.ndarray:
+    def _run_resized(self, x: np.ndarray, style: np.ndarray | None) -> np.ndarray:
         """A fixed-size model: resize to its size (bicubic, antialiased when shrinking), run, resize back."""
         assert self.fixed_size is not None
         h, w = x.shape[2:]
         small = np.clip(resize_array(x, self.fixed_size), 0, 1)
-        return resize_array(self.run_array(small), (h, w))
+        return resize_array(self.run_array(small, style), (h, w))
 
-    def run_tiled(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    def run_tiled(self, x: np.ndarray, tile: int, overlap: int, style: np.ndarray | None = None) -> np.ndarray:
         """One image (1, 3, H, W) in overlapping ``tile`` x ``tile`` pieces (see `infer.stylize.tiling.run_tiled`)."""
-        return tiling.run_tiled(self.run_array, x, tile, overlap)
+        return tiling.run_tiled(lambda a: self.run_array(a, style), x, tile, overlap)
 
     def _tile_side(self, h: int, w: int, tile: int | None) -> int | None:
         """Where a tile size enters the library: checked here, once per call."""
@@ -290,7 +346,7 @@ class Stylizer:
         side = self._tile_side(height, width, tile)
         return 1 if side is None else tiling.count_tiles(height, width, side)
 
-    def network(self, x: np.ndarray, tile: int | None = None) -> np.ndarray:
+    def network(self, x: np.ndarray, tile: int | None = None, style: np.ndarray | None = None) -> np.ndarray:
         """(N, 3, H, W) array in [0, 1] -> the network's output, tiled when ``tile`` says so.
 
         ``tile``: None tiles automatically above ``max_pixels``; 0 never tiles; N uses N-pixel tiles
@@ -298,24 +354,26 @@ class Stylizer:
         """
         side = self._tile_side(x.shape[2], x.shape[3], tile)
         if side is None:
-            return self.run_array(x)
+            return self.run_array(x, style)
         overlap = tiling.overlap_for(side)
-        return np.concatenate([self.run_tiled(x[i : i + 1], side, overlap) for i in range(x.shape[0])])
+        return np.concatenate([self.run_tiled(x[i : i + 1], side, overlap, style) for i in range(x.shape[0])])
 
-    def paint(self, x: np.ndarray, tile: int | None = None, work_size: int | None = None) -> np.ndarray:
+    def paint(
+        self, x: np.ndarray, tile: int | None = None, work_size: int | None = None, style: np.ndarray | None = None
+    ) -> np.ndarray:
         """The network's picture: at the output size and, for a picture well over the work size (``work_size``,
         None: the model's ``work_size``, 0: none), at that size too, blended so the strokes have the size the
         painting's have at the output size (`nst_core.scales`)."""
         size = self.work_size if work_size is None else work_size
-        return stylize_multiscale(lambda a: self.network(a, tile), x, size or 0)
+        return stylize_multiscale(lambda a: self.network(a, tile, style), x, size or 0)
 
-    def stylize_tensor(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+    def stylize_tensor(self, x: torch.Tensor, tile: int | None = None, style: StyleChoice = None) -> torch.Tensor:
         """(3, H, W) or (N, 3, H, W) float tensor in [0, 1] -> the network's output, same shape (float32, CPU)."""
         import torch
 
         squeeze = x.dim() == 3
         arr = (x.unsqueeze(0) if squeeze else x).detach().float().cpu().numpy()
-        out = torch.from_numpy(self.network(arr, tile))
+        out = torch.from_numpy(self.network(arr, tile, self.style_weights(style)))
         return out[0] if squeeze else out
 
     # ------------------------------------------------------------------------------------------ images
@@ -340,13 +398,15 @@ class Stylizer:
         strength: float = 1.0,
         tile: int | None = None,
         work_size: int | None = None,
+        style: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(3, H, W) content array -> (3, H, W) result in [0, 1] with colour preservation and strength applied."""
+        """(3, H, W) content array -> (3, H, W) result in [0, 1] with colour preservation and strength applied;
+        ``style``: a multi-style model's weights (`style_weights`; None: the current ones)."""
         if not 0.0 <= strength <= 1.0:
             raise NSTError(f"strength must be between 0 and 1, got {strength}")
         if strength == 0.0:
             return content.copy()
-        y = self.paint(content[None], tile, work_size)[0]
+        y = self.paint(content[None], tile, work_size, style)[0]
         np.clip(y, 0.0, 1.0, out=y)
         if preserve_color:
             y = keep_color(y, content)
@@ -364,6 +424,7 @@ class Stylizer:
         strength: float = 1.0,
         tile: int | None = None,
         work_size: int | None = None,
+        style: StyleChoice = None,
     ) -> Image.Image:
         """Stylize one image; returns an RGB PIL image.
 
@@ -371,10 +432,14 @@ class Stylizer:
         or a (3, H, W) / (1, 3, H, W) float tensor in [0, 1]. ``size``: longer side of the output (default:
         the input's own size). ``preserve_color``: keep the input's colours (stylized luminance only).
         ``strength``: 0..1, blend of the stylized image with the input (0 returns the input unchanged,
-        without running the network). ``tile``: see `network`. ``work_size``: see `paint`.
+        without running the network). ``tile``: see `network`. ``work_size``: see `paint`. ``style``: for a network
+        of several styles, a name, ``"a=0.7,b=0.3"``, ``{"a": 0.7, "b": 0.3}`` or one weight per style (None: the
+        current style, `set_style`).
         """
+        weights = self.style_weights(style)  # checked before the image is read
         content = self.content_array(image, size)
         options = {"preserve_color": preserve_color, "strength": strength, "tile": tile, "work_size": work_size}
+        options["style"] = weights
         return array_to_pil(self.stylize_array(content, **options))
 
     def stylize_frames(

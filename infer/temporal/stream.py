@@ -23,6 +23,12 @@ class FrameTemporal:
     def active(self) -> bool:
         return self.filter is not None or self.meter is not None
 
+    def restart(self) -> None:
+        """The pictures change for another reason than motion (the live style switched): nothing of the previous
+        output is carried over to the next frame."""
+        if self.filter is not None:
+            self.filter.reset()
+
     def follow(self, frame: np.ndarray) -> None:
         """Before the network: the flow from the previous input frame (`TemporalFilter.follow`). Done first, the
         flow does not share the CPU with the threads onnxruntime keeps spinning for a moment after each run."""
