@@ -280,24 +280,31 @@ def test_four_styles_ship_each_a_built_in_painting_with_its_figures() -> None:
     assert len(files) >= 4
     for model in files:
         meta = shipped.read_metadata(model)
-        assert meta["nst.style"] in BUILTIN_STYLES, model
-        teacher = json.loads(meta["nst.config"]).get("teacher")
-        if teacher:  # a distilled network: its teacher ships, with the figures, and paints the same style
-            model = shipped.PACKAGE_MODELS / f"{teacher}.onnx"
-            assert shipped.read_metadata(model)["nst.style"] == meta["nst.style"], model
-            meta = shipped.read_metadata(model)
-        assert {"256", "512"} <= set(json.loads(meta["nst.compare"])), model
+        styles = json.loads(meta.get("nst.styles", "null")) or [meta["nst.style"]]
+        assert set(styles) <= set(BUILTIN_STYLES), model
+        teachers = json.loads(meta["nst.config"]).get("teacher")
+        if not teachers:
+            assert {"256", "512"} <= set(json.loads(meta["nst.compare"])), model
+            continue
+        for style, teacher in zip(styles, teachers if isinstance(teachers, list) else [teachers], strict=True):
+            # a distilled network: each teacher ships, with the figures, and paints the same style
+            source = shipped.PACKAGE_MODELS / f"{teacher}.onnx"
+            assert shipped.read_metadata(source)["nst.style"] == style, source
+            assert {"256", "512"} <= set(json.loads(shipped.read_metadata(source)["nst.compare"])), source
 
 
 def test_each_shipped_style_image_is_found_and_linked_from_a_card_anywhere(tmp_path: Path) -> None:
     """``nst.style_file`` resolves from the installed packages, and a card written into any docs folder links it."""
+    from nst_core.builtin_styles import builtin_style_path
     from tools.ship import card_markdown
 
     for model in shipped.shipped_models(shipped.PACKAGE_MODELS):
-        assert model.style_image is not None and model.style_image.is_file(), model.name
         docs = tmp_path / "a" / "b"
-        link = re.search(r"\| style image \| !\[[^]]*\]\(([^)]+)\)", card_markdown(model, {}, ["x"], docs))
-        assert link and (docs / link.group(1)).resolve() == model.style_image.resolve(), model.name
+        row = re.search(r"\| style images? \| (.*) \|", card_markdown(model, {}, ["x"], docs))
+        links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", row.group(1)) if row else []
+        paintings = [builtin_style_path(s) for s in model.styles] if model.styles else [model.style_image]
+        assert all(p is not None and p.is_file() for p in paintings), model.name
+        assert [(docs / link).resolve() for link in links] == [p.resolve() for p in paintings], model.name
 
 
 def test_the_release_tool_fails_in_one_line(tmp_path: Path) -> None:

@@ -360,3 +360,27 @@ def test_onnx_model_runs_without_torch(tiny_onnx: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert Image.open(tmp_path / "o.jpg").size == Image.open(src).size
+
+
+@pytest.mark.parametrize(
+    ("build", "picked"),
+    [
+        (["CPUExecutionProvider"], ["CPUExecutionProvider"]),
+        (["CoreMLExecutionProvider", "CPUExecutionProvider"], ["CoreMLExecutionProvider", "CPUExecutionProvider"]),
+        (["CPUExecutionProvider", "DmlExecutionProvider"], ["DmlExecutionProvider", "CPUExecutionProvider"]),
+        (["OpenVINOExecutionProvider", "CPUExecutionProvider"], ["OpenVINOExecutionProvider", "CPUExecutionProvider"]),
+        (
+            ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"],
+            ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        ),
+        (["ROCMExecutionProvider", "CPUExecutionProvider"], ["ROCMExecutionProvider", "CPUExecutionProvider"]),
+    ],
+)
+def test_auto_takes_the_machine_s_accelerator_first(monkeypatch, build: list[str], picked: list[str]) -> None:
+    """--provider auto asks the build what it has: a Mac's CoreML, Windows' DirectML or Intel's OpenVINO come before
+    the CPU, NVIDIA's TensorRT before CUDA; the order of the build's own list does not matter."""
+    from infer.stylize import providers
+
+    monkeypatch.setattr(providers, "available_providers", lambda: build)
+    assert providers.resolve_providers("auto") == picked
+    assert providers.resolve_providers(None) == picked

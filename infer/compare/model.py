@@ -135,7 +135,7 @@ def load_fast_model(model: str | os.PathLike, device: torch.device, device_name:
     a shipped model by its name too (`infer.models.shipped.resolve_model`: an existing path wins).
 
     An explicit ``device_name`` picks the matching onnxruntime provider; ``auto`` lets onnxruntime choose
-    (TensorRT, CUDA, CPU).
+    (`infer.stylize.providers.AUTO_PROVIDERS`).
     """
     path = Path(resolve_model(model))  # a path, else a shipped model's name
     if path.suffix.lower() != ".onnx":

@@ -88,8 +88,9 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--provider",
         default="auto",
-        help="execution provider: auto (TensorRT, CUDA, else CPU), cpu, cuda, tensorrt, dml, coreml, openvino, "
-        "or a full onnxruntime provider name",
+        help="execution provider: auto (the first this onnxruntime build has of TensorRT, CUDA, MIGraphX, ROCm, "
+        "CoreML, DirectML, OpenVINO, else the CPU), or cpu, cuda, tensorrt, rocm, coreml, dml, openvino ... or a full "
+        "onnxruntime provider name",
     )
     p.add_argument("--threads", type=positive_int, help="onnxruntime CPU threads (default: its own choice)")
     p.add_argument(

@@ -8,8 +8,19 @@ from typing import Any
 
 from nst_core.errors import NSTError
 
-#: Execution providers tried, in order, when none is forced (those missing from this build are skipped).
-AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+#: Execution providers tried, in order, when none is forced (those missing from this build are skipped): NVIDIA's
+#: (TensorRT before plain CUDA: faster once its engine is built), AMD's, then the platform accelerators (a Mac's
+#: CoreML, Windows' DirectML, Intel's OpenVINO), the CPU last. Each onnxruntime build offers its own few.
+AUTO_PROVIDERS = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "MIGraphXExecutionProvider",
+    "ROCMExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "CPUExecutionProvider",
+)
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",

@@ -1,9 +1,9 @@
 """Instant stylization with onnxruntime: `Stylizer("model.onnx").stylize(image)`.
 
-The session is created once (execution provider chosen automatically: TensorRT, then CUDA, then CPU,
-whichever this onnxruntime build has), then reused for every image. Any image size works: sides that
-are not a multiple of 4 are padded inside the exported graph; sides under 5 pixels are padded here;
-large images are processed in overlapping tiles (`infer.stylize.tiling`), so memory stays bounded.
+The session is created once (execution provider chosen automatically: the first this onnxruntime build has of
+TensorRT, CUDA, MIGraphX, ROCm, CoreML, DirectML, OpenVINO, else the CPU), then reused for every image. Any image
+size works: sides that are not a multiple of 4 are padded inside the exported graph; sides under 5 pixels are padded
+here; large images are processed in overlapping tiles (`infer.stylize.tiling`), so memory stays bounded.
 
 The work is done on NumPy arrays: an ``.onnx`` model runs without torch installed (a light install:
 onnxruntime, Pillow, NumPy, tqdm; README "Light install"). torch is loaded only for tensor inputs and
@@ -138,8 +138,8 @@ class Stylizer:
     ``model``: an ``.onnx`` file, a shipped model's name (``"starry_night"``, `infer.models.shipped`), or a trained
     network (``.safetensors``, checkpoint or run folder), which is exported to ONNX in memory first (needs
     torch; `nst export` saves the ``.onnx`` for reuse).
-    ``provider``: ``None``/``"auto"`` (TensorRT, CUDA, else CPU), or one of ``cpu``, ``cuda``, ``tensorrt``,
-    ``dml``, ``coreml``, ``openvino`` ... or a full onnxruntime provider name. ``threads``: CPU intra-op
+    ``provider``: ``None``/``"auto"`` (`infer.stylize.providers.AUTO_PROVIDERS`), or one of ``cpu``, ``cuda``,
+    ``tensorrt``, ``dml``, ``coreml``, ``openvino`` ... or a full onnxruntime provider name. ``threads``: CPU intra-op
     threads (default: onnxruntime's choice, one per physical core). ``precision``: ``"auto"`` runs a shipped
     model's int8 copy on the CPU where one ships (the ``_fast`` networks: 1.4x faster, as good by the
     optimizer's yardstick), ``"fp32"`` the file as named. ``spinning=False`` for a stream of frames (see
