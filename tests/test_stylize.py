@@ -384,3 +384,38 @@ def test_auto_takes_the_machine_s_accelerator_first(monkeypatch, build: list[str
     monkeypatch.setattr(providers, "available_providers", lambda: build)
     assert providers.resolve_providers("auto") == picked
     assert providers.resolve_providers(None) == picked
+
+
+def test_a_model_zoo_convention_model_stylizes_with_pixel_range(tmp_path: Path, tiny_onnx: Path, capsys) -> None:
+    """A network in the ONNX model zoo's convention (pixels 0-255 in and out, input named input1) gives the same
+    picture as in 0-1 with --pixel-range 0-255, and a wrong one without it."""
+    import torch
+
+    from tests.helpers import tiny_net
+
+    class ZooConvention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = tiny_net()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x / 255.0) * 255.0
+
+    zoo = tmp_path / "candy-8.onnx"
+    axes = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(
+        ZooConvention().eval(),
+        (torch.rand(1, 3, 64, 64) * 255,),
+        str(zoo),
+        input_names=["input1"],
+        output_names=["output1"],
+        dynamic_axes={"input1": axes, "output1": axes},
+        dynamo=False,
+    )
+    x = np.random.default_rng(0).random((1, 3, 48, 40), dtype=np.float32)
+    ours = Stylizer(tiny_onnx).run_array(x)
+    assert np.abs(Stylizer(zoo, pixel_range="0-255").run_array(x) - ours).max() < 1e-4
+    assert np.abs(Stylizer(zoo).run_array(x) - ours).mean() > 0.05  # read as 0-1: the wrong picture
+    src, out = photo(tmp_path, size=40), tmp_path / "out.png"
+    code, _, _ = run_cli(["stylize", str(src), "--model", str(zoo), "--pixel-range", "0-255", "-o", str(out)], capsys)
+    assert code == 0 and out.is_file()

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from infer.models.hub import hub_model, is_hub_name
 from nst_core.errors import NSTError
 
 #: Environment variable naming a folder to use instead of the package's own ``infer/models``.
@@ -244,10 +245,13 @@ def int8_copy(path: Path) -> Path | None:
 
 
 def resolve_model(text: str | os.PathLike, folder: Path | None = None) -> str:
-    """What a ``--model`` names: an existing path (always wins), else a shipped model's file; else one
-    NSTError line listing the shipped names."""
+    """What a ``--model`` names: an existing path (always wins), a model on the Hugging Face Hub
+    (``hf://OWNER/REPO[/FILE.onnx][@REVISION]``, `infer.models.hub`: its file in the local cache), else a shipped
+    model's file; else one NSTError line listing the shipped names."""
     if Path(text).exists():
         return str(text)
+    if is_hub_name(str(text)):
+        return hub_model(str(text))
     found = find_shipped(str(text), folder)
     if found is not None:
         return str(found)

@@ -100,6 +100,12 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
         "(weights normalised; default: its first style; --info lists them)",
     )
     p.add_argument(
+        "--pixel-range",
+        choices=("0-1", "0-255"),
+        help="the pixel values the model takes and gives: 0-255 for the ONNX model zoo's fast-neural-style networks "
+        "(default: the model's nst.input_range, else 0-1)",
+    )
+    p.add_argument(
         "--precision",
         choices=("auto", "fp32"),
         default="auto",

@@ -54,6 +54,7 @@ def load_model(args: argparse.Namespace, frames: bool = False) -> Stylizer:
         precision=args.precision,
         spinning=not frames,
         style=getattr(args, "style", None),
+        pixel_range=getattr(args, "pixel_range", None),
     )
 
 

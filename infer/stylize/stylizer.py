@@ -85,6 +85,19 @@ PRECISIONS = ("auto", "fp32")
 FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
 
 
+#: The pixel ranges a model may take and give: its input is scaled by the factor, its output divided by it.
+PIXEL_RANGES = {"0-1": 1.0, "0-255": 255.0}
+
+
+def pixel_scale(text: str) -> float:
+    """``0-1`` / ``0-255`` (also written ``0,255``, as older metadata does) -> the input's scale; NSTError else."""
+    key = text.replace(" ", "").replace(",", "-")
+    key = "0-255" if key == "255" else key
+    if key not in PIXEL_RANGES:
+        raise NSTError(f"pixel range {text!r}: give one of {', '.join(PIXEL_RANGES)}")
+    return PIXEL_RANGES[key]
+
+
 def is_network_source(model: str | os.PathLike) -> bool:
     """A trained network rather than an ONNX file: a run or checkpoint folder, or a ``.safetensors`` file."""
     path = Path(model)
@@ -149,7 +162,8 @@ class Stylizer:
     ``nst.*`` metadata), ``load_seconds``, ``model_path``, ``input_name``, ``max_pixels`` (automatic tiling
     above this many pixels) and ``tile_size`` (its tile side). Models not made by `nst export` work too when
     their one input is a float (N, 3, H, W) image; inputs in 0..255 are declared with the metadata key
-    ``nst.input_range = "0,255"``, and fixed-size inputs are resized in and out.
+    ``nst.input_range = "0,255"`` or by ``pixel_range="0-255"`` (the ONNX model zoo's fast-neural-style networks), and
+    fixed-size inputs are resized in and out.
 
     A network of several styles (``styles``: their names, from ``nst.styles``) paints ``style``: a name, a blend
     (``"starry_night=0.7,udnie=0.3"`` or ``{"starry_night": 0.7, "udnie": 0.3}``), or one weight per style; None
@@ -164,6 +178,7 @@ class Stylizer:
         precision: str = "auto",
         spinning: bool = True,
         style: StyleChoice = None,
+        pixel_range: str | None = None,
     ) -> None:
         t0 = time.perf_counter()
         self.model_path = Path(resolve_model(model))  # a path, else a shipped model's name (`infer.models.shipped`)
@@ -186,7 +201,7 @@ class Stylizer:
                 "GPU libraries (CUDA, cuDNN, TensorRT) or use --provider cpu"
             )
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        self._check_io()
+        self._check_io(pixel_range)
         self.style: np.ndarray | None = None  # the weights of ``styles`` every run uses unless given one
         self.set_style(style)
         self.work_size = model_work_size(self.metadata)  # where strokes have the painting's size (None: unknown)
@@ -199,7 +214,7 @@ class Stylizer:
     def _not_an_image_model(self, what: str, expected: str = IMAGE_MODEL) -> NSTError:
         return NSTError(f"{self.model_path}: not an image model: {what}; expected {expected}")
 
-    def _check_io(self) -> None:
+    def _check_io(self, pixel_range: str | None = None) -> None:
         """The model must map one (N, 3, H, W) float image (and, for several styles, their weights) to one RGB
         image; read its dtype, size, range and style names."""
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -224,8 +239,7 @@ class Stylizer:
         fixed = [d if isinstance(d, int) and d > 0 else None for d in shape[2:]]
         self.fixed_size: tuple[int, int] | None = (fixed[0], fixed[1]) if all(fixed) else None  # (height, width)
         self.fixed_batch: int | None = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
-        scale = self.metadata.get("nst.input_range", "0,1").replace(" ", "")
-        self.input_scale = 255.0 if scale in ("0,255", "255") else 1.0
+        self.input_scale = pixel_scale(pixel_range or self.metadata.get("nst.input_range", "0-1"))
 
     def _style_input(self, inputs: list[Any]) -> tuple[str | None, list[str]]:
         """(name of the style-weights input, the style names) of a network of several styles, else (None, [])."""
