@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from nst_core.builtin_styles import resolve_style
+from nst_core.builtin_photos import BUILTIN_PHOTOS, builtin_photo_path
+from nst_core.builtin_styles import builtin_style_path, resolve_style
 from nst_core.errors import NSTError
 from nst_core.files import atomic_path, check_output_folder
 from nst_core.log import LOG
@@ -68,7 +69,8 @@ BUILTIN_PREFIX = "skimage:"
 
 
 def resolve_builtin(name: str) -> Path:
-    """``skimage:astronaut`` -> the photo scikit-image ships (astronaut, chelsea, coffee, rocket ...).
+    """``skimage:astronaut`` -> the photo scikit-image ships (astronaut, chelsea, coffee, rocket ...); without
+    scikit-image, the copy nst ships of the same name (`nst_core.builtin_photos`).
 
     Lets demos and tests run on real pictures with nothing downloaded.
     """
@@ -76,7 +78,13 @@ def resolve_builtin(name: str) -> Path:
     try:
         import skimage.data
     except ImportError:
-        raise NSTError(f"{name}: built-in images need scikit-image (pip install scikit-image)") from None
+        shipped = builtin_photo_path(stem)
+        if shipped is not None:
+            return shipped
+        raise NSTError(
+            f"{name}: scikit-image's photos need scikit-image (pip install scikit-image); the demo photos nst ships "
+            f"are named without skimage: ({', '.join(BUILTIN_PHOTOS)})"
+        ) from None
     folder = Path(skimage.data.__file__).parent
     matches = sorted(p for p in folder.glob(f"{stem}.*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not stem or not matches:
@@ -85,10 +93,25 @@ def resolve_builtin(name: str) -> Path:
     return matches[0]
 
 
+def builtin_name(source: str) -> str | None:
+    """The short name of a built-in image given by name (``skimage:NAME``, a demo photo, a built-in style) that is
+    not an existing path; None for anything else (a path, stdin ...)."""
+    if source.startswith(BUILTIN_PREFIX):
+        return source[len(BUILTIN_PREFIX) :]
+    if os.path.exists(source):
+        return None
+    return source if builtin_photo_path(source) or builtin_style_path(source) else None
+
+
 def resolve_name(source: str) -> str | Path:
-    """An image named in a string: ``skimage:NAME``, a built-in style (``starry_night``; an existing file of that
-    name wins), else the path as given."""
-    return resolve_builtin(source) if source.startswith(BUILTIN_PREFIX) else resolve_style(source)
+    """An image named in a string: ``skimage:NAME``, a built-in style (``starry_night``) or demo photo
+    (``chelsea``; an existing file of that name wins), else the path as given."""
+    if source.startswith(BUILTIN_PREFIX):
+        return resolve_builtin(source)
+    resolved = resolve_style(source)
+    if resolved == source and not os.path.exists(source):
+        return builtin_photo_path(source) or source
+    return resolved
 
 
 def display_name(source: str | os.PathLike) -> str:

@@ -242,3 +242,18 @@ def test_help_examples_are_in_the_docs(command: str, capsys: pytest.CaptureFixtu
     assert examples and not missing, missing
     first = " ".join(examples[0].split("#")[0].split())
     assert first in readme, first
+
+
+def test_every_package_and_its_data_reach_the_wheel() -> None:
+    """pyproject.toml lists every package of the tree (a left-out one would be missing from the wheel) and the data
+    folders: the paintings, the demo photos, the configs, the models."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    listed = set(project["tool"]["setuptools"]["packages"])
+    inits = [p for top in ("nst_core", "train", "infer") for p in (root / top).glob("**/__init__.py")]
+    found = {".".join(p.parent.relative_to(root).parts) for p in inits}
+    assert found <= listed, found - listed
+    data = project["tool"]["setuptools"]["package-data"]
+    assert {"nst_core.styles", "nst_core.photos", "train.configs", "infer.models"} <= set(data) <= listed

@@ -77,3 +77,30 @@ def test_large_images_warn_once_on_one_line(tmp_path: Path, monkeypatch, capsys)
     assert not caught  # no raw DecompressionBombWarning: Pillow's check is replaced by ours
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"nst: warning: {path} is 40x30")
+
+
+def test_the_demo_photos_ship_and_open_by_name(tmp_path, monkeypatch) -> None:
+    """`chelsea` is a shipped photo (its provenance recorded); `skimage:chelsea` is scikit-image's where it is
+    installed and the shipped copy where it is not; an existing file of the name wins."""
+    import builtins
+
+    from nst_core.builtin_photos import BUILTIN_PHOTOS, PHOTOS_DIR
+
+    sources = (PHOTOS_DIR / "SOURCES.md").read_text()
+    for name in BUILTIN_PHOTOS:
+        assert open_image(name).size == Image.open(PHOTOS_DIR / f"{name}.jpg").size and f"{name}.jpg" in sources
+    assert str(image_io.resolve_name("skimage:chelsea")).endswith("chelsea.png")  # scikit-image's own
+    real_import = builtins.__import__
+
+    def no_skimage(name, *args, **kwargs):
+        if name.startswith("skimage"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_skimage)
+    assert image_io.resolve_name("skimage:chelsea") == PHOTOS_DIR / "chelsea.jpg"
+    with pytest.raises(NSTError, match=r"pip install scikit-image\); the demo photos nst ships are named"):
+        image_io.resolve_name("skimage:retina")
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8)).save(tmp_path / "chelsea", format="PNG")
+    assert image_io.resolve_name("chelsea") == "chelsea"

@@ -43,17 +43,20 @@ def run_light(code: str) -> subprocess.CompletedProcess:
 
 def test_nst_stylize_with_a_shipped_model(tmp_path: Path) -> None:
     src = photo(tmp_path, size=96)  # 96x96 astronaut, made here where scikit-image is installed
-    plain, kept = tmp_path / "out.png", tmp_path / "kept.jpg"
+    plain, kept, demo = tmp_path / "out.png", tmp_path / "kept.jpg", tmp_path / "demo.png"
     code = (
         "from nst_core.cli import main\n"
         f"assert main(['stylize', {str(src)!r}, '--model', 'starry_night', '-o', {str(plain)!r}, '--size', '64'])"
         " == 0\n"
+        f"assert main(['stylize', 'chelsea', '-m', 'udnie_fast', '-o', {str(demo)!r}, '--size', '48']) == 0\n"
+        f"assert main(['stylize', 'skimage:coffee', '-m', 'udnie_fast', '-o', {str(demo)!r}, '--size', '48']) == 0\n"
         f"assert main(['stylize', {str(src)!r}, '-m', 'udnie', '-o', {str(kept)!r}, '--size', '64',"
         " '--preserve-color', '--strength', '0.7', '--tile', '32']) == 0\n"
     )
     proc = run_light(code)
     assert proc.returncode == 0, proc.stderr
     assert Image.open(plain).size == (64, 64) and Image.open(kept).size == (64, 64)
+    assert Image.open(demo).size == (48, 32)  # the shipped demo photo, by name or as skimage:NAME
     assert "saved" in proc.stderr
 
 

@@ -44,7 +44,7 @@ from nst_core.losses.weights import loss_section
 #: The folder that holds the packages: a built-in style's ``nst.style_file`` is relative to it, as
 #: `infer.models.shipped.ShippedModel.style_image` reads it back.
 PACKAGES_ROOT = STYLES_DIR.parents[1]
-SAMPLE_PHOTOS = ("skimage:chelsea", "skimage:coffee")
+SAMPLE_PHOTOS = ("chelsea", "coffee")
 SAMPLE_SIZE = 384
 #: Ship fp16 only when the fp32 file would be larger than this (docs/models/README.md: the measurements).
 FP16_ABOVE = 2_000_000

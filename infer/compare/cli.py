@@ -42,7 +42,7 @@ EXAMPLES = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "compare", HELP, DESCRIPTION, EXAMPLES)
-    p.add_argument("content", nargs="+", help="content image(s) (or skimage:NAME)")
+    p.add_argument("content", nargs="+", help="content image(s) (a demo photo: astronaut, chelsea ...)")
     p.add_argument(
         "--style",
         "-s",

@@ -41,7 +41,7 @@ DESCRIPTION = (
     "Several inputs or a folder: -o is a folder, names kept. `-` reads stdin."
 )
 EXAMPLES = (
-    "nst stylize skimage:astronaut --model starry_night -o astronaut_starry_night.png",
+    "nst stylize astronaut --model starry_night -o astronaut_starry_night.png",
     "nst stylize photo.jpg --model candy.onnx -o out.png",
     "nst stylize photos/ more.jpg --model candy.onnx -o styled/",
     "nst stylize - --model candy.onnx -o - < in.jpg > out.png",

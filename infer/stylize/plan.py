@@ -16,7 +16,7 @@ from pathlib import Path
 from infer.stylize.video import VIDEO_EXTS, is_video
 from nst_core.errors import NSTError
 from nst_core.files import check_output_dir, check_output_folder
-from nst_core.image_io import BUILTIN_PREFIX, SAVE_FORMATS, check_output_image, scan_images
+from nst_core.image_io import SAVE_FORMATS, builtin_name, check_output_image, scan_images
 
 STDIN = "-"
 
@@ -81,9 +81,9 @@ def batch_plan(inputs: list[str], out_dir: Path, fmt: str | None) -> Plan:
     """One job per file of the inputs, written under ``out_dir`` (folders: relative paths kept)."""
     result = Plan([], batch=True)
     for item in inputs:
-        path = Path(item)
-        if item.startswith(BUILTIN_PREFIX):
-            result.jobs.append(Job(item, out_dir / f"{item[len(BUILTIN_PREFIX) :]}.{fmt or 'png'}"))
+        path, name = Path(item), builtin_name(item)
+        if name is not None:  # a demo photo (chelsea, skimage:NAME) or a built-in painting, by name
+            result.jobs.append(Job(item, out_dir / f"{name}.{fmt or 'png'}"))
         elif path.is_dir():
             files, skipped = scan_folder(path, out_dir)
             result.jobs += [file_job(f, out_dir / f.relative_to(path), fmt) for f in files]
@@ -144,7 +144,8 @@ def check_input(src: Path) -> None:
 
 def single_job(src: str, output: str, fmt: str | None) -> Job:
     """One input to one file, into an existing folder, or to stdout (images only)."""
-    builtin = src.startswith(BUILTIN_PREFIX)
+    name = builtin_name(src) if src != STDIN else None
+    builtin = name is not None
     if src != STDIN and not builtin:
         check_input(Path(src))
     video = src != STDIN and not builtin and is_video(src)
@@ -154,7 +155,7 @@ def single_job(src: str, output: str, fmt: str | None) -> Job:
         return Job(src, None)
     dest = Path(output)
     if dest.is_dir():
-        name = "stdin.png" if src == STDIN else f"{src[len(BUILTIN_PREFIX) :]}.png" if builtin else Path(src).name
+        name = "stdin.png" if src == STDIN else f"{name}.png" if builtin else Path(src).name
         dest = dest / (name if video else Path(name).with_suffix(output_ext(Path(name), fmt)).name)
     if video and dest.suffix.lower() not in VIDEO_EXTS:
         raise NSTError(f"{dest}: a video input needs a video output ({', '.join(sorted(VIDEO_EXTS))})")

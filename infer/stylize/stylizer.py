@@ -442,8 +442,8 @@ class Stylizer:
     ) -> Image.Image:
         """Stylize one image; returns an RGB PIL image.
 
-        ``image``: a PIL image, a file path (or ``skimage:NAME``), encoded bytes, an (H, W, 3) uint8 array,
-        or a (3, H, W) / (1, 3, H, W) float tensor in [0, 1]. ``size``: longer side of the output (default:
+        ``image``: a PIL image, a file path (or a demo photo's name: ``chelsea``), encoded bytes, an (H, W, 3) uint8
+        array, or a (3, H, W) / (1, 3, H, W) float tensor in [0, 1]. ``size``: longer side of the output (default:
         the input's own size). ``preserve_color``: keep the input's colours (stylized luminance only).
         ``strength``: 0..1, blend of the stylized image with the input (0 returns the input unchanged,
         without running the network). ``tile``: see `network`. ``work_size``: see `paint`. ``style``: for a network

@@ -39,7 +39,7 @@ LEARNING_RATE = number(float, 0, 1, low_open=True)
 HELP = "stylize one image by optimising its pixels (Gatys et al.)"
 DESCRIPTION = "Iterative neural style transfer: minimise content + style (+ TV) loss over the pixels."
 EXAMPLES = (
-    "nst optimize skimage:astronaut --style starry_night -o astronaut_starry_night_optimized.png --size 256",
+    "nst optimize astronaut --style starry_night -o astronaut_starry_night_optimized.png --size 256",
     "nst optimize tubingen.jpg --style starry_night.jpg -o out.png --size 512 --scales 2 --steps 150",
     "nst optimize photo.jpg -s a.jpg -s b.jpg --style-blend 0.7,0.3 --preserve-color -o out.png",
     "nst optimize photo.jpg --style the_scream -o poster.png --size 4096 --preview --max-time 2h",
@@ -49,7 +49,9 @@ EXAMPLES = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "optimize", HELP, DESCRIPTION, EXAMPLES)
-    p.add_argument("content", help="content image (any format Pillow reads, or skimage:NAME)")
+    p.add_argument(
+        "content", help="content image (any format Pillow reads; a demo photo: astronaut, chelsea, coffee, rocket)"
+    )
     p.add_argument(
         "--style",
         "-s",
