@@ -345,3 +345,25 @@ def test_the_cpu_runs_a_shipped_int8_copy_unless_told_fp32(capsys) -> None:
         assert Path(json.loads(out)["model"]) == expected
     with pytest.raises(NSTError, match="precision"):
         Stylizer(name, precision="int4")
+
+
+#: Development paths and logistics no user has: they never appear in what users read.
+DEVELOPMENT_WORDS = ("../shared", "shared/data", "photos_large/SOURCES", "to travel to the GPU", "lent to this project")
+
+
+def test_user_facing_text_names_no_development_path(capsys) -> None:
+    """The README, the docs, the cards, the configs, every command's --help and every shipped model's metadata
+    describe the product, not how its development machines were used."""
+    from nst_core.cli import main
+    from nst_core.cli.command import commands
+
+    texts = {str(p): p.read_text(encoding="utf-8") for p in [REPO / "README.md", *(REPO / "docs").glob("**/*.md")]}
+    texts |= {str(p): p.read_text(encoding="utf-8") for p in (REPO / "configs").glob("*.yaml")}
+    for command in commands():
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        texts[f"nst {command} --help"] = capsys.readouterr().out
+    for model in [*shipped.model_files(shipped.PACKAGE_MODELS), *INT8_COPIES]:
+        texts[str(model)] = json.dumps(shipped.read_metadata(model))
+    found = [(where, word) for where, text in texts.items() for word in DEVELOPMENT_WORDS if word in text]
+    assert not found, found

@@ -23,7 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -332,9 +332,15 @@ def _row(*cells: Any) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos: Sequence[str], docs: Path) -> str:
+def card_markdown(
+    model: shipped.ShippedModel,
+    config: Mapping[str, Any],
+    photos: Sequence[str],
+    docs: Path,
+    painting_link: Callable[[Path], str] | None = None,
+) -> str:
     """The model card (written into ``docs``): everything read back from the shipped file's metadata, plus the
-    run's config."""
+    run's config. ``painting_link``: how a painting's file is linked (default: its path relative to ``docs``)."""
     d = model.to_dict()
     styles = model.styles or [d["style"]]
     title = ", ".join(styles) if model.styles else d["style"]
@@ -348,7 +354,8 @@ def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos
         "",
     ]
     lines += ["| | |", "|---|---|"]
-    lines.append(_row("style image" if not model.styles else "style images", style_images(model, d, docs)))
+    link = painting_link or (lambda file: Path(os.path.relpath(file, docs.resolve())).as_posix())
+    lines.append(_row("style image" if not model.styles else "style images", style_images(model, link)))
     lines.append(_row("provenance", d["style_source"] or "-"))
     lines.append(_row("variant", f"`{d['variant']}`"))
     lines.append(_row("file", f"`infer/models/{model.path.name}`, {d['precision']}, {d['size_bytes']:,} bytes"))
@@ -387,14 +394,17 @@ def card_markdown(model: shipped.ShippedModel, config: Mapping[str, Any], photos
     return "\n".join([*lines, "```", ""])
 
 
-def style_images(model: shipped.ShippedModel, d: Mapping[str, Any], docs: Path) -> str:
+def paintings(model: shipped.ShippedModel) -> dict[str, Path]:
+    """The model's style paintings by style name (each one for a network of several styles)."""
+    if model.styles:
+        return {name: PACKAGES_ROOT / style_file(name, {}) for name in model.styles}
+    return {model.style: PACKAGES_ROOT / str(model.metadata.get(shipped.STYLE_FILE_KEY))}
+
+
+def style_images(model: shipped.ShippedModel, link: Callable[[Path], str]) -> str:
     """The card's style image cell: the painting (each one, for a network of several styles), linked where it ships."""
-    cells = []
-    for name in model.styles or [d["style"]]:
-        file = PACKAGES_ROOT / (style_file(name, {}) if model.styles else str(d["style_file"]))
-        link = Path(os.path.relpath(file, docs.resolve())).as_posix() if file.is_file() else None
-        cells.append(f"![{name}]({link})" if link else f"`{file.name}`")
-    return " ".join(cells)
+    found = paintings(model).items()
+    return " ".join(f"![{name}]({link(file)})" if file.is_file() else f"`{file.name}`" for name, file in found)
 
 
 def compare_section(model: shipped.ShippedModel) -> list[str]:
