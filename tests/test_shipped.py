@@ -367,3 +367,25 @@ def test_user_facing_text_names_no_development_path(capsys) -> None:
         texts[str(model)] = json.dumps(shipped.read_metadata(model))
     found = [(where, word) for where, text in texts.items() for word in DEVELOPMENT_WORDS if word in text]
     assert not found, found
+
+
+def test_a_shipped_model_becomes_a_hub_ready_folder(tmp_path: Path) -> None:
+    """tools/hub.py: the ONNX file, its sample, its painting and a README.md whose YAML front matter is the Hub's
+    model-card metadata, over the card; every picture the card shows is in the folder."""
+    import yaml
+
+    from tools.hub import write_folder
+
+    model = shipped.ShippedModel("udnie_fast", shipped.PACKAGE_MODELS / "udnie_fast.onnx", {})
+    model = shipped.ShippedModel(model.name, model.path, shipped.read_metadata(model.path))
+    folder = write_folder(model, tmp_path / "hub")
+    text = (folder / "README.md").read_text()
+    head, body = text.split("---\n")[1], text.split("---\n", 2)[2]
+    meta = yaml.safe_load(head)
+    assert meta["pipeline_tag"] == "image-to-image" and meta["library_name"] == "onnx" and meta["license"] == "mit"
+    assert {"style-transfer", "onnx"} <= set(meta["tags"])
+    assert meta["model-index"][0]["results"][0]["metrics"]  # the iterations to match
+    assert (folder / "udnie_fast.onnx").read_bytes() == model.path.read_bytes()
+    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", body):
+        assert (folder / link).is_file(), link
+    assert sorted(p.name for p in tmp_path.joinpath("hub").iterdir()) == ["udnie_fast"]  # no temporary left

@@ -32,7 +32,9 @@ from nst_core.log import LOG
 if TYPE_CHECKING:
     from infer.stylize.stylizer import Stylizer
 
-INSTALL_HINT = "pip install 'nst-toolkit[live]' (opencv-python-headless and PyAV; opencv-python for a window)"
+#: For a window, the GUI OpenCV wheel replaces the headless one (the two conflict, opencv/opencv-python#467).
+WINDOW_SWAP = "pip uninstall -y opencv-python-headless && pip install opencv-python"
+INSTALL_HINT = f"pip install 'nst-toolkit[live]' (opencv-python-headless and PyAV; for a window: {WINDOW_SWAP})"
 WINDOW = "nst live (q or Esc to stop)"
 STOP_KEYS = (ord("q"), ord("Q"), 27)  # 27: Esc
 NEXT_STYLE_KEYS = (ord("n"), ord("N"), ord(" "))
@@ -52,7 +54,7 @@ def display_problem() -> str | None:
     build = cv2.getBuildInformation()
     gui = next((line.split(":", 1)[1].strip() for line in build.splitlines() if line.strip().startswith("GUI:")), "")
     if gui.upper() in ("", "NONE"):
-        return "this OpenCV has no windows (opencv-python-headless); `pip install opencv-python` shows them"
+        return f"this OpenCV has no windows (opencv-python-headless); to see one, swap the wheel: {WINDOW_SWAP}"
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display (DISPLAY is not set)"
     return None
