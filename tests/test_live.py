@@ -120,3 +120,40 @@ def test_ctrl_c_before_the_first_frame_is_one_line_and_no_recording(
     code, stdout, err = run_cli(argv, capsys)
     assert code == 130 and stdout == "" and err.strip() == "nst live: error: interrupted", err
     assert not out.exists() and not leftovers(tmp_path)
+
+
+def test_the_next_style_key_switches_a_network_of_several_styles(multi_onnx: Path, clip: Path) -> None:
+    """n or the space bar in the window: the next frame is painted in the next style (after the last, the first),
+    with --temporal restarted so nothing of the old style is carried over; the run reports the styles shown."""
+    import numpy as np
+
+    from infer.live.run import open_capture, run_live
+    from infer.stylize.stylizer import FrameOptions, Stylizer
+
+    class Keys:
+        """A window whose user presses n after frames 3 and 6, and shows nothing."""
+
+        def __init__(self) -> None:
+            self.frames: list[np.ndarray] = []
+
+        def show(self, frame: np.ndarray) -> str | None:
+            self.frames.append(frame)
+            return "next" if len(self.frames) in (3, 6) else None
+
+    stylizer, window = Stylizer(multi_onnx, spinning=False, style="rocket"), Keys()
+    capture = open_capture(str(clip))
+    try:
+        result = run_live(stylizer, capture, FrameOptions(size=24, temporal=0.7), window=window)  # type: ignore[arg-type]
+    finally:
+        capture.close()
+    assert result.frames == 12 and result.styles_shown == ["rocket", "chelsea", "coffee"]
+    source = open_capture(str(clip))
+    try:
+        frames = list(source.frames())
+    finally:
+        source.close()
+    for index, name in ((0, "rocket"), (3, "chelsea"), (6, "coffee")):
+        # the first frame in a style is the network's own picture in it: nothing of the old style blended in
+        alone = next(Stylizer(multi_onnx, style=name).stylize_frames(iter([frames[index]]), FrameOptions(size=24)))
+        assert np.array_equal(window.frames[index], alone), name
+    assert not np.array_equal(window.frames[3], window.frames[2])

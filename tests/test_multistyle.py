@@ -152,3 +152,23 @@ def test_cli_blend_and_listings(multi_onnx, tmp_path, capsys, monkeypatch):
     assert code == 0 and "3 styles" in stdout and "multi: coffee, rocket, chelsea" in stdout
     code, stdout, _ = run_cli(["models", "--json"], capsys)
     assert json.loads(stdout)[0]["styles"] == NAMES
+
+
+def test_compare_scores_the_style_named_like_the_style_image(multi_onnx, tmp_path):
+    """nst compare on a network of several styles: the style image's name picks the style the network paints (the
+    fast picture is that style's), and a painting the network has no style of is one line listing its styles."""
+    from infer.compare.model import load_fast_model
+    from infer.compare.run import compare
+
+    photo = skimage_photo("astronaut.png")
+    report = compare([photo], "skimage:rocket", multi_onnx, steps=[1], size=32, repeats=1, progress=False)
+    assert report.model_info["style"] == "rocket" and not report.warnings
+    model = load_fast_model(multi_onnx, torch.device("cpu"))
+    model.choose_style("rocket")
+    picture = np.asarray(Image.open(photo).convert("RGB").resize((32, 32)))
+    expected = Stylizer(multi_onnx).stylize(picture, style="rocket")
+    assert np.array_equal(np.asarray(model.stylize(Image.fromarray(picture))), np.asarray(expected))
+    other = tmp_path / "coffee_cup.png"
+    Image.open(skimage_photo("coffee.png")).save(other)
+    with pytest.raises(NSTError, match=r"has no style 'coffee_cup'.*coffee, rocket, chelsea"):
+        compare([photo], other, multi_onnx, steps=[1], size=32, progress=False)
