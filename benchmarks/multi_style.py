@@ -38,7 +38,7 @@ DEFAULT_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 
 def photo_arrays(folder: Path, count: int, size: int) -> list[np.ndarray]:
     """The first ``count`` photos of ``folder`` (sorted), longer side ``size``, as (1, 3, H, W) arrays."""
-    files = sorted(scan_images(folder))[:count]
+    files = scan_images(folder)[0][:count]
     return [pil_to_array(resize_longer(open_image(f), size))[None] for f in files]
 
 
@@ -102,6 +102,7 @@ def main() -> None:
     p.add_argument("--single-suffix", default="_fast", help="the single-style network of style S is S + this")
     p.add_argument("--repeats", type=int, default=30, help="timed runs per network (medians)")
     p.add_argument("--blend", nargs=2, metavar=("A", "B"), help="the two styles of the blend strip")
+    p.add_argument("--strip-photo", default="chelsea", help="the blend strip's photo (default: a shipped demo photo)")
     p.add_argument("--sheet", type=Path, default=ROOT / "benchmarks/figures/multi_style_sheet.jpg")
     p.add_argument("--strip", type=Path, default=ROOT / "docs/images/blend_strip.jpg")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -147,7 +148,8 @@ def main() -> None:
     sheet_photo = photo_arrays(args.photos, args.count + 1, 256)[-1]  # one not scored above
     contact_sheet(multi, singles, sheet_photo).save(args.sheet, quality=90)
     a, b = args.blend or multi.styles[:2]
-    blend_strip(multi, sheet_photo, a, b).save(args.strip, quality=90)
+    strip_photo = pil_to_array(resize_longer(open_image(args.strip_photo), 256))[None]
+    blend_strip(multi, strip_photo, a, b).save(args.strip, quality=90)
     sizes = {"multi_bytes": Path(resolve_model(args.multi)).stat().st_size}
     sizes["singles_bytes"] = sum(s.model_path.stat().st_size for s in singles.values())
     summary = {"machine": machine_info(), "photos": len(photos), "size": args.size, "styles": rows, **sizes}
