@@ -203,7 +203,7 @@ class TransformerNet(nn.Module):
         the whole batch, a (batch, styles) one per image, or None (the first style)."""
         if self.styles == 1:
             return
-        mix = style_mix(style, self.styles, batch, self.encoder[-1][1].weight.device)
+        mix = style_mix(style, self.styles, batch, self.style_norms[0].weight.device)
         for norm in self.style_norms:
             norm.mix = mix
 

@@ -1,6 +1,7 @@
 """CI and maintainer check: the wheel users install works on its own.
 
-1. ``python -m build`` makes the sdist and the wheel of this tree (no build isolation: the environment's setuptools);
+1. ``python -m build`` makes the sdist of this tree, then the wheel from the sdist (so a file the sdist lacks is
+   missing from the wheel too, and nothing is built inside the tree; no build isolation: the environment's setuptools);
 2. the wheel holds every package and the package data (the shipped models and their int8 copies, the paintings, the
    demo photos, the configs), and stays under ``MAX_WHEEL_BYTES``;
 3. a new virtual environment outside the tree gets the wheel and only the light runtime (onnxruntime, NumPy, Pillow,
@@ -36,8 +37,8 @@ LIGHT_RUNTIME = ("onnxruntime", "numpy", "pillow", "tqdm")
 
 
 def build(dist: Path) -> tuple[Path, Path]:
-    """(wheel, sdist) of this tree, built into ``dist``."""
-    cmd = [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(dist), str(ROOT)]
+    """(wheel, sdist) of this tree, built into ``dist``: the sdist, then the wheel from it (build's default)."""
+    cmd = [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise NSTError(f"python -m build failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1]}")

@@ -78,8 +78,8 @@ class StyleTargets:
 
     def __init__(self, cfg: TrainConfig, styles: list[torch.Tensor], weights: list[float], device: torch.device):
         self.loss = build_loss(cfg, styles[0], device)
-        self.grams, self.weights = [], [dataclasses.replace(cfg.loss, style=w) for w in weights]
-        for style in styles:
+        self.grams, self.weights = [self.loss.style_grams], [dataclasses.replace(cfg.loss, style=w) for w in weights]
+        for style in styles[1:]:
             self.loss.set_style([style.to(device)])
             self.grams.append(self.loss.style_grams)
 
