@@ -4,7 +4,10 @@ clips, and the checks every command-line test makes."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -122,3 +125,22 @@ def multi_net() -> TransformerNet:
             norm.weight.copy_(1 + 0.3 * torch.randn(norm.weight.shape))
             norm.bias.copy_(0.3 * torch.randn(norm.bias.shape))
     return net.eval()
+
+
+#: Debian's chromium, which the browser tests drive through playwright (no browser download).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def chromium(*args: str) -> Iterator[Any]:
+    """Debian's headless chromium (with extra command-line ``args``) through playwright; the test skips, saying
+    why, when either is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [dev] extra")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", *args])
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -21,12 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import photo, skimage_photo
+from tests.helpers import chromium, photo, skimage_photo
 
 gr = pytest.importorskip("gradio", reason='the [app] extra is not installed (pip install -e ".[app]")')
 gradio_client = pytest.importorskip("gradio_client")
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: Where the browser test also saves its screenshot when set (the README's is made this way).
 SCREENSHOT_ENV = "NST_APP_SCREENSHOT"
 
@@ -275,14 +274,9 @@ def test_no_models_still_starts_and_says_how_to_get_one(tmp_path: Path, monkeypa
 
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless chromium through playwright; the test skips, saying why, when either is missing."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [dev] extra")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    """Debian's headless chromium through playwright (skips, saying why, when either is missing)."""
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def open_page(browser, server: str):

@@ -135,6 +135,44 @@ def fp16_model(model: Any) -> Any:
         return convert_float_to_float16(copy.deepcopy(model), keep_io_types=True)
 
 
+def has_fp16(model: Any) -> bool:
+    """Whether ``model`` computes in float16 anywhere (a weight, or a cast to it)."""
+    fp16 = onnx.TensorProto.FLOAT16
+    casts = any(n.op_type == "Cast" and _cast_to(n) == fp16 for n in model.graph.node)
+    return casts or any(t.data_type == fp16 for t in model.graph.initializer)
+
+
+def _cast_to(node: Any) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
+def fp32_model(model: Any) -> Any:
+    """A float32 copy of an `fp16_model` (or any graph with float16 weights): every float16 weight, constant, cast
+    and intermediate type made float32. For runtimes without float16 arithmetic (WebGPU on a device without
+    ``shader-f16``), where the fp16 graph does not load; the results are the fp16 graph's within its rounding."""
+    fp16, fp32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    out = copy.deepcopy(model)
+    graph = out.graph
+
+    def widen(tensor: Any) -> None:
+        if tensor.data_type == fp16:
+            wide = onnx.numpy_helper.to_array(tensor).astype(np.float32)
+            tensor.CopyFrom(onnx.numpy_helper.from_array(wide, tensor.name))
+
+    for tensor in graph.initializer:
+        widen(tensor)
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == fp16:
+                attr.i = fp32
+            elif attr.type == onnx.AttributeProto.TENSOR:
+                widen(attr.t)
+    for value in [*graph.value_info, *graph.input, *graph.output]:
+        if value.type.tensor_type.elem_type == fp16:
+            value.type.tensor_type.elem_type = fp32
+    return out
+
+
 def style_count(model: Any) -> int:
     """How many styles an exported network paints: the length of its ``style`` input (1 without one)."""
     for value in model.graph.input:
