@@ -144,3 +144,19 @@ def chromium(*args: str) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def fake_dist(folder: Path, version: str | None = None) -> Path:
+    """An npm install's layout with placeholder onnxruntime-web files (for building `nst web` pages without a
+    browser); its ``node_modules`` folder, for ``--ort``. ``version``: the package's (default: the pinned one)."""
+    import json
+
+    from infer.web import runtime
+
+    package = folder / "node_modules" / "onnxruntime-web"
+    (package / "dist").mkdir(parents=True)
+    meta = {"name": "onnxruntime-web", "version": version or runtime.VERSION}
+    (package / "package.json").write_text(json.dumps(meta))
+    for name in runtime.needed(list(runtime.BACKENDS)):
+        (package / "dist" / name).write_bytes(b"placeholder " + name.encode())
+    return folder / "node_modules"

@@ -13,7 +13,7 @@ import pytest
 
 from infer.models.hub import HubName, parse_hub_name
 from nst_core.errors import NSTError
-from tests.helpers import photo
+from tests.helpers import fake_dist, photo
 
 pytest.importorskip("huggingface_hub")
 
@@ -69,6 +69,20 @@ def test_a_cached_model_stylizes_offline_by_hf_name(cache: Path, tmp_path: Path)
     proc = nst(["stylize", "--info", "--json", "--model", "hf://someone/two-models/b.onnx"], cache)
     info = json.loads(proc.stdout)
     assert info["model"].startswith(str(cache)) and info["styles"] == ["coffee", "rocket", "chelsea"]
+
+
+def test_a_cached_model_goes_into_the_web_page(cache: Path, tmp_path: Path) -> None:
+    """`nst web --model hf://...` builds the page from the cache, offline, with the network's styles."""
+    out = tmp_path / "page"
+    args = ["web", "-o", str(out), "--model", "hf://someone/two-models/b.onnx", "--ort", str(fake_dist(tmp_path))]
+    proc = nst([*args, "--backend", "wasm", "--json"], cache)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["models"] == ["b"]
+    manifest = json.loads((out / "models.json").read_text())
+    assert manifest["models"][0]["styles"] == ["coffee", "rocket", "chelsea"]
+    assert (out / manifest["models"][0]["file"]).read_bytes() == (cache / "models--someone--two-models").joinpath(
+        "snapshots", COMMIT, "b.onnx"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize(

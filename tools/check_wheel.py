@@ -5,8 +5,9 @@
 2. the wheel holds every package and the package data (the shipped models and their int8 copies, the paintings, the
    demo photos, the configs), and stays under ``MAX_WHEEL_BYTES``;
 3. a new virtual environment outside the tree gets the wheel and only the light runtime (onnxruntime, NumPy, Pillow,
-   tqdm: the README's light install, no torch), and there ``nst --help``, ``nst models`` and ``nst stylize`` with a
-   shipped model on a shipped demo photo must work: the package data reaches users only through the wheel.
+   tqdm: the README's light install, no torch), and there ``nst --help``, ``nst models``, ``nst stylize`` with a
+   shipped model on a shipped demo photo and (when onnxruntime-web is in the cache) ``nst web`` must work: the
+   package data reaches users only through the wheel.
 
     python tools/check_wheel.py            # prints one JSON line: the files and their sizes
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from infer.web.runtime import BACKEND_FILES, cache_dir  # noqa: E402
 from nst_core.builtin_photos import BUILTIN_PHOTOS  # noqa: E402
 from nst_core.builtin_styles import BUILTIN_STYLES  # noqa: E402
 from nst_core.cli import OneLineParser, exit_status  # noqa: E402
@@ -51,7 +53,9 @@ def expected_files() -> set[str]:
     paintings = {f"nst_core/styles/{name}.jpg" for name in BUILTIN_STYLES}
     photos = {f"nst_core/photos/{name}.jpg" for name in BUILTIN_PHOTOS}
     configs = {f"train/configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")}
-    return models | paintings | photos | configs | {"infer/temporal/consistency.py", "nst_core/photos/SOURCES.md"}
+    page = {f"infer/web/static/{name}" for name in ("index.html", "app.js", "style.css")}
+    extra = {"infer/temporal/consistency.py", "nst_core/photos/SOURCES.md"}
+    return models | paintings | photos | configs | page | extra
 
 
 def check_contents(wheel: Path) -> list[str]:
@@ -88,6 +92,11 @@ def install_and_use(wheel: Path, work: Path) -> dict[str, str]:
     run([nst, "stylize", "chelsea", "--model", "udnie_fast", "-o", str(out), "--size", "128"], work)
     if not out.is_file():
         raise NSTError("nst stylize in the installed wheel wrote no picture")
+    if all((cache_dir() / name).is_file() for name in BACKEND_FILES["wasm"]):  # .ci/run fills the cache first
+        page = work / "page"
+        run([nst, "web", "-q", "-o", str(page), "--model", "udnie_fast", "--backend", "wasm"], work)
+        if not (page / "index.html").is_file() or "udnie_fast" not in (page / "models.json").read_text():
+            raise NSTError("nst web in the installed wheel wrote no page")
     return outputs
 
 
