@@ -11,8 +11,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
 import tarfile
 import threading
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -412,3 +419,36 @@ def test_webgpu_matches_python_onnxruntime_where_chromium_offers_it(browser, sit
         upload(page, test_photo)
         want = python_pixels(site.running(page), test_photo)
         within(page_pixels(page), want, WEBGPU_LEVELS)
+
+
+def test_serve_without_a_folder_serves_a_temporary_page_and_removes_it(tmp_path):
+    """`nst web --serve`: the page at the URL it prints (with the isolation headers); Ctrl-C stops it, exit 0, and
+    the temporary folder is gone."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    args = [
+        "web",
+        "--serve",
+        "--port",
+        "0",
+        "--model",
+        "udnie_fast",
+        "--backend",
+        "wasm",
+        "--ort",
+        str(fake_dist(tmp_path)),
+    ]
+    proc = subprocess.Popen([sys.executable, "-m", "infer", *args], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        while "serving the page at" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+        url = line.split("serving the page at ")[1].split()[0]
+        with urllib.request.urlopen(url + "models.json") as response:
+            assert json.loads(response.read())["models"][0]["name"] == "udnie_fast"
+            assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        assert [p.name for p in tmp_path.glob("nst-web-*")]  # the page lives in a temporary folder meanwhile
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    assert not list(tmp_path.glob("nst-web-*"))
