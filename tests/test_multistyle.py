@@ -64,6 +64,31 @@ def test_adding_a_style_keeps_the_others_bit_for_bit(tmp_path, photo_dir, style_
     assert all(torch.equal(v, after.state_dict()[k]) for k, v in convs.items())
 
 
+def test_style_turns_choose_whose_turn_each_step_is(tmp_path, photo_dir, style_path, style_path2):
+    """--style-turns 1,3 makes the cycle [1, 0, 1, 1]: the first step is the second style's. With --add-style only
+    the norm rows of the style in turn get a gradient, so after one step only that style moved."""
+    base = run_training(tiny_train_config(tmp_path / "base", photo_dir, [style_path, style_path2], max_steps=2))
+    new = [skimage_photo("chelsea.png"), skimage_photo("astronaut.png")]
+    moved = []
+    for turns in (None, [1, 3]):
+        cfg = tiny_train_config(
+            tmp_path / f"added{turns}", photo_dir, new, init_from=str(base.network), add_style=True, max_steps=1
+        )
+        grown = run_training(cfg.updated({"style_turns": turns, "lr": 3e-3}, "test"), progress=False)
+        start, _ = load_network(base.network)
+        start, (after, _) = with_styles(start, 2), load_network(grown.network)
+        x = torch.rand(1, 3, 40, 52)
+        with torch.no_grad():
+            moved.append([bool((start(x, k) - after(x, k)).abs().max() > 0) for k in (2, 3)])
+    assert moved == [[True, False], [False, True]]
+    parser = build_parser("train")
+    args = parser.parse_args(["train", "--teacher", "x", "--teacher", "y", "--style-turns", "1,3", "-o", "r"])
+    assert config_from_args(args).style_turns == [1, 3]
+    args = parser.parse_args(["train", "--teacher", "x", "--teacher", "y", "--style-turns", "1,3,1", "-o", "r"])
+    with pytest.raises(NSTError, match="style_turns must be one per style of the run"):
+        config_from_args(args)
+
+
 def test_several_teachers_distil_into_one_network(tmp_path, photo_dir):
     """One teacher per style (shipped networks, by name): the L1 to the teachers falls, and the styles are named
     after them."""

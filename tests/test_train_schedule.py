@@ -123,3 +123,12 @@ def test_size512_adds_to_a_preset_a_painting_and_photos_seen_at_512_px():
     both = build_config(read_yaml(config_file("cpu")), read_yaml(config_file("size512")))
     assert (both.style_size, both.crop_scale, both.image_size) == (512, (0.3, 0.6), 256)
     assert (both.variant, both.max_time, both.first_crop_size) == ("small", 1800, 128)  # the rest: the cpu preset's
+
+
+def test_turn_order_spreads_each_styles_turns_over_the_cycle():
+    from train.schedule import turn_order
+
+    assert turn_order([1, 1, 1]) == [0, 1, 2]  # one turn each: the styles in order, as before --style-turns
+    assert turn_order([1, 3]) == [1, 0, 1, 1]
+    order = turn_order([1, 3, 1, 1, 1, 1])
+    assert sorted(order) == [0, 1, 1, 1, 2, 3, 4, 5] and order.count(1) == 3

@@ -422,8 +422,8 @@ def test_webgpu_matches_python_onnxruntime_where_chromium_offers_it(browser, sit
 
 
 def test_serve_without_a_folder_serves_a_temporary_page_and_removes_it(tmp_path):
-    """`nst web --serve`: the page at the URL it prints (with the isolation headers); Ctrl-C stops it, exit 0, and
-    the temporary folder is gone."""
+    """`nst web --serve`: the page at the URL it prints (with the isolation headers); SIGTERM (a service manager's
+    stop; Ctrl-C takes the same path) stops it, exit 0, and the temporary folder is gone."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     args = [
         "web",
@@ -449,6 +449,6 @@ def test_serve_without_a_folder_serves_a_temporary_page_and_removes_it(tmp_path)
             assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
         assert [p.name for p in tmp_path.glob("nst-web-*")]  # the page lives in a temporary folder meanwhile
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     assert not list(tmp_path.glob("nst-web-*"))

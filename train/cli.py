@@ -125,6 +125,12 @@ TRAINING_OPTIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
             {"metavar": "NETWORK", "action": "append"},
         ),
         (
+            "--style-turns",
+            "a network of several styles: each style's turns per cycle of steps, in the order of --style/--teacher "
+            "(e.g. 1,3,1 gives the second style three turns in five); default: one each",
+            {"metavar": "N,N,..."},
+        ),
+        (
             "--add-style",
             "add the --style image(s) to the --init-from network as new styles, training only their instance-norm "
             "scales and shifts: its convolutions and other styles stay as they are",

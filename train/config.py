@@ -83,6 +83,7 @@ class TrainConfig:
     teacher: str | list[str] | None = None  # a trained network (any variant) to imitate: pixel L1 to its output, no
     # VGG loss; several (one per style): one network of several styles
     add_style: bool = False  # append the style(s) to init_from's network, training only their norm scales and shifts
+    style_turns: list[int] | None = None  # several styles: turns of each per cycle, e.g. [1, 3] (None: one each)
     # data
     image_size: int = 256  # training crops are image_size x image_size
     first_crop_size: int | None = None  # smaller crops in a first stage (128 px cost a quarter); None: one stage
@@ -150,6 +151,10 @@ class TrainConfig:
         matched = len(teachers) <= 1 or len(styles) in (0, len(teachers))
         _check("teacher", self.teacher, matched, f"one per style ({len(styles)} style images given)")
         _check("add_style", self.add_style, not self.add_style or self.init_from, "used with init_from (the network)")
+        turns, count = self.style_turns, len(styles or teachers)
+        if turns is not None:
+            _check("style_turns", turns, all(t > 0 for t in turns), "positive integers, one per style")
+            _check("style_turns", turns, count in (0, len(turns)), f"one per style of the run ({count})")
         scale = self.crop_scale
         _check("crop_scale", list(scale), 0 < scale[0] <= scale[1] <= 1, "MIN,MAX with 0 < MIN <= MAX <= 1")
         known_vgg = self.vgg_weights in ("caffe", "torchvision") or Path(self.vgg_weights).is_file()
@@ -256,6 +261,14 @@ def _names(value: str | list[str] | None) -> list[str]:
     return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
+def _as_ints(value: Any) -> list[int]:
+    """``1,3,1`` (a flag) or a YAML list -> a list of integers."""
+    items = _split(value)
+    if not isinstance(items, list | tuple) or not items:
+        raise TypeError
+    return [_as_int(v) for v in items]
+
+
 def _as_pair(value: Any) -> tuple[float, float]:
     items = _split(value)
     if not isinstance(items, list | tuple) or len(items) != 2:
@@ -270,6 +283,7 @@ _KINDS = {
     "bool": (_as_bool, "true or false"),
     "str": (_as_str, "a string"),
     "tuple[float, float]": (_as_pair, "a list of 2 numbers [MIN, MAX]"),
+    "list[int]": (_as_ints, "a list of integers"),
 }
 
 

@@ -49,3 +49,12 @@ class Schedule:
         if first is not None and progress < self.cfg.first_crop_until:
             return first
         return self.cfg.image_size
+
+
+def turn_order(turns: list[int]) -> list[int]:
+    """Which style learns at each step of one cycle, given each style's number of turns per cycle: every style's
+    turns spread evenly over the cycle (``[1, 3]`` -> ``[1, 0, 1, 1]``; one turn each -> ``[0, 1, 2, ...]``). A
+    step's style is ``order[step % len(order)]``: a function of the step alone, so a resumed run takes the same turns.
+    """
+    slots = sorted(((j + 0.5) / count, style) for style, count in enumerate(turns) for j in range(count))
+    return [style for _, style in slots]

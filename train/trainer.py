@@ -39,7 +39,7 @@ from train.config import TrainConfig, save_yaml
 from train.data import make_loader
 from train.inputs import RunInputs, check_inputs, process_state
 from train.lock import RunLock
-from train.schedule import Schedule
+from train.schedule import Schedule, turn_order
 from train.state import TrainingState
 from train.tracking import TRACKER_PROJECT, log_grid, log_with, tracker_config
 from train.work_size import check_work_size
@@ -231,6 +231,7 @@ class Trainer:
         self.out_of_time = False
         self.checkpointer.attach(self.accelerator, self.state)
         self.photos = inputs.photos.to(self.device).contiguous(memory_format=self.net_memory)
+        self.turns = turn_order(cfg.style_turns or [1] * inputs.trained)  # whose turn each step of a cycle is
 
     def note(self, text: str) -> None:
         """A note on stderr (main process, not under -q); stdout is kept for --json."""
@@ -384,7 +385,7 @@ class Trainer:
     def batch_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The loss terms of one batch: the perceptual loss, or with a teacher the distillation loss, for the style
         whose turn it is (the styles take turns by step, so a resumed run takes the same turns)."""
-        k = self.state.step % self.inputs.trained
+        k = self.turns[self.state.step % len(self.turns)]
         net = functools.partial(self.forward, style=self.inputs.first_trained + k)
         if self.teachers:
             return distil_loss(net, self.teachers[k], x, self.net_memory)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import webbrowser
@@ -79,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--serve",
         action="store_true",
-        help="serve the page here until Ctrl-C (with the headers that give it several CPU threads)",
+        help="serve the page here until Ctrl-C or SIGTERM (with the headers that give it several CPU threads)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to serve on; 0.0.0.0 opens it to the network")
     p.add_argument("--port", type=PORT, help="port to serve on (default: the first free one from 8000)")
@@ -151,9 +152,15 @@ def serve(args: argparse.Namespace, folder: Path) -> None:
     _say(args, f"serving the page at {url} (Ctrl-C stops)")
     if args.open:
         webbrowser.open(url)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: as Ctrl-C, the folder cleaned up
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         _say(args, "stopped")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
