@@ -261,9 +261,11 @@ def page_pixels(page) -> np.ndarray:
     return np.array(data, dtype=np.uint8).reshape(h, w, 4)[..., :3]
 
 
-def python_pixels(model: Path, photo: Path, style: np.ndarray | None = None) -> np.ndarray:
+def python_pixels(
+    model: Path, photo: Path, style: np.ndarray | None = None, pixel_range: str | None = None
+) -> np.ndarray:
     x = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32).transpose(2, 0, 1)[None] / 255.0
-    y = Stylizer(model, provider="cpu", precision="fp32").run_array(x, style)[0]
+    y = Stylizer(model, provider="cpu", precision="fp32", pixel_range=pixel_range).run_array(x, style)[0]
     return np.rint(np.clip(y, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
 
 
@@ -452,3 +454,44 @@ def test_serve_without_a_folder_serves_a_temporary_page_and_removes_it(tmp_path)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     assert not list(tmp_path.glob("nst-web-*"))
+
+
+@pytest.fixture(scope="module")
+def zoo_site(runtime_dir, tmp_path_factory) -> Site:
+    """A page with a network in the ONNX model zoo's convention: one fixed input size (64x64), pixels in 0-255."""
+    import torch
+
+    from tests.helpers import tiny_net
+
+    class ZooConvention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = tiny_net()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x / 255.0) * 255.0
+
+    folder = tmp_path_factory.mktemp("zoo")
+    zoo = folder / "candy-8.onnx"
+    torch.onnx.export(ZooConvention().eval(), (torch.rand(1, 3, 64, 64) * 255,), str(zoo), dynamo=False)
+    out = folder / "page"
+    build_site(SiteConfig(out, models=(str(zoo),), backends=("wasm",), pixel_range="0-255"))
+    server = make_server(out, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Site(page_url(server), out)
+    server.shutdown()
+
+
+def test_a_model_zoo_network_runs_at_its_size_in_its_range(browser, zoo_site, tmp_path):
+    manifest = json.loads((zoo_site.folder / "models.json").read_text())
+    assert manifest["models"][0]["fixed_size"] == [64, 64] and manifest["models"][0]["input_scale"] == 255.0
+    square = tmp_path / "square.png"
+    with Image.open(builtin_photo_path("chelsea")) as image:
+        image.convert("RGB").resize((64, 64), Image.Resampling.LANCZOS).save(square)
+    page = open_page(browser, zoo_site.url)
+    page.select_option("#size", "0")
+    upload(page, square)  # at its own size: the same pixels as Python's
+    within(page_pixels(page), python_pixels(zoo_site.model("candy-8"), square, pixel_range="0-255"), FLOAT_LEVELS)
+    page.select_option("#size", "256")  # another size: in at 64x64, out at 256x256, no error
+    page.wait_for_function("document.getElementById('output').width === 256")
+    assert page.is_hidden("#message")

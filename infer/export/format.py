@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from nst_core.transformer import TransformerNet
 
 FORMAT = "nst-onnx-v1"
+FORMAT_KEY = "nst.format"  # in every model `nst export` writes
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
 #: The second input of a network of several styles: float32 (styles,), the weight of each style (``nst.styles``).
@@ -111,7 +112,7 @@ def build_metadata(
     )  # imports torch, which the export has loaded anyway
 
     meta: dict[str, str] = {
-        "nst.format": FORMAT,
+        FORMAT_KEY: FORMAT,
         "nst.version": package_version(),
         "nst.variant": net.variant,
         **{f"nst.{key}": str(value) for key, value in asdict(net.spec).items()},

@@ -71,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "1.15-1.5x faster in the browser); fp32: the files as named",
     )
     p.add_argument(
+        "--pixel-range",
+        choices=("0-1", "0-255"),
+        help="the pixel values networks not made by nst export take and give: 0-255 for the ONNX model zoo's "
+        "fast-neural-style networks (default: their nst.input_range, else 0-1)",
+    )
+    p.add_argument(
         "--ort",
         type=Path,
         metavar="DIR",
@@ -109,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         backends=tuple(dict.fromkeys(args.backend or BACKENDS)),
         ort=args.ort,
         precision=args.precision,
+        pixel_range=args.pixel_range,
     )
     try:
         _say(args, f"building the page with {', '.join(config.models)}…")

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from infer.export.format import FORMAT_KEY
 from infer.models.shipped import int8_copy, read_metadata, resolve_model
 from infer.stylize.stylizer import Stylizer, export_in_memory, is_network_source
 from infer.web import runtime
@@ -86,6 +87,7 @@ class SiteConfig:
     ort: Path | None = None
     photos: tuple[str, ...] = SAMPLE_PHOTOS
     precision: str = "auto"  # auto: shipped networks' int8 copies for the CPU backend where one ships; fp32: never
+    pixel_range: str | None = None  # networks not made by `nst export` (no nst.format): 0-1 or 0-255 (the model zoo's)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class WebModel:
     bytes: int
     file_fp32: str | None = None
     file_int8: str | None = None
+    fixed_size: list[int] | None = None  # [height, width] of a network that takes one size only (the page resizes)
     paintings: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -166,27 +169,31 @@ def _painting(style: str, folder: Path) -> str | None:
     return dest.relative_to(folder).as_posix()
 
 
-def add_model(text: str, folder: Path, taken: set[str], precision: str = "auto") -> WebModel:
+def add_model(text: str, folder: Path, taken: set[str], config: SiteConfig) -> WebModel:
     """Write the network ``text`` names into ``folder``/models, checked by loading it; its manifest entry."""
     stem, data, int8 = _model_bytes(text)
     name = _unique(stem, taken)
     dest = folder / "models" / f"{name}.onnx"
     dest.parent.mkdir(exist_ok=True)
     dest.write_bytes(data)
-    model = Stylizer(dest, provider="cpu", precision="fp32")  # an image model? one NSTError line naming the file if not
+    metadata = read_metadata(dest)
+    pixel_range = None if FORMAT_KEY in metadata else config.pixel_range  # ours say their range themselves
+    # an image model? one NSTError line naming the file if not
+    model = Stylizer(dest, provider="cpu", precision="fp32", pixel_range=pixel_range)
     styles = model.styles or [model.metadata.get("nst.style") or name]
     entry = WebModel(
         name=name,
         file=dest.relative_to(folder).as_posix(),
         styles=styles,
         input_scale=model.input_scale,
-        variant=read_metadata(dest).get("nst.variant", "-"),
+        variant=metadata.get("nst.variant", "-"),
         bytes=len(data),
+        fixed_size=list(model.fixed_size) if model.fixed_size else None,
     )
     fp32 = dest.with_name(f"{name}.fp32.onnx")
     if _fp32_copy(dest, fp32):
         entry.file_fp32 = fp32.relative_to(folder).as_posix()
-    if int8 is not None and precision == "auto":
+    if int8 is not None and config.precision == "auto":
         copy = dest.with_name(f"{name}.int8.onnx")
         shutil.copyfile(int8, copy)
         Stylizer(copy, provider="cpu", precision="fp32")  # loads
@@ -215,7 +222,7 @@ def _add_runtime(config: SiteConfig, folder: Path) -> None:
 
 def _write(config: SiteConfig, folder: Path) -> dict[str, Any]:
     taken: set[str] = set()
-    models = [add_model(text, folder, taken, config.precision) for text in config.models]
+    models = [add_model(text, folder, taken, config) for text in config.models]
     _add_runtime(config, folder)
     manifest = {
         "runtime": runtime.VERSION,

@@ -188,7 +188,7 @@ function toTensor(ort, image, scale) {
   return new ort.Tensor("float32", x, [1, 3, height, width]);
 }
 
-function drawOutput(y, width, height, scale) {
+function drawOutput(y, width, height, scale, canvas) {
   const n = width * height;
   const out = new ImageData(width, height);
   const k = 255 / scale;
@@ -196,12 +196,33 @@ function drawOutput(y, width, height, scale) {
     for (let c = 0; c < 3; c++) out.data[4 * i + c] = Math.round(Math.min(Math.max(y[c * n + i] * k, 0), 255));
     out.data[4 * i + 3] = 255;
   }
-  const canvas = $("output");
   if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
   canvas.getContext("2d").putImageData(out, 0, 0);
 }
 
+// A network that takes one size only (the ONNX model zoo's): the picture goes in at that size and comes back out.
+function resized(source, width, height) {
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(source, 0, 0, width, height);
+  return ctx.getImageData(0, 0, width, height);
+}
+
 async function stylize(image) {
+  const fixed = state.entry.fixed_size;
+  if (!fixed || (fixed[0] === image.height && fixed[1] === image.width)) return run(image, $("output"));
+  const small = new OffscreenCanvas(fixed[1], fixed[0]);
+  const ms = await run(resized($("input"), fixed[1], fixed[0]), small);   // the input canvas holds the picture
+  const canvas = $("output");
+  if (canvas.width !== image.width || canvas.height !== image.height) { canvas.width = image.width; canvas.height = image.height; }
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(small, 0, 0, image.width, image.height);
+  return ms;
+}
+
+async function run(image, canvas) {
   const { ort, session, entry } = state;
   const feeds = { [session.inputNames[0]]: toTensor(ort, image, entry.input_scale) };
   if (session.inputNames.length > 1) {
@@ -213,7 +234,7 @@ async function stylize(image) {
   const result = await state.inflight;
   const ms = performance.now() - t0;
   const y = result[session.outputNames[0]];
-  drawOutput(y.data, image.width, image.height, entry.input_scale);
+  drawOutput(y.data, image.width, image.height, entry.input_scale, canvas);
   return ms;
 }
 
