@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from infer.export.format import FORMAT_KEY
-from infer.models.shipped import int8_copy, read_metadata, resolve_model
+from infer.models.shipped import int8_copy, resolve_model
 from infer.stylize.stylizer import Stylizer, export_in_memory, is_network_source
 from infer.web import runtime
 from nst_core.builtin_photos import builtin_photo_path
@@ -122,13 +122,15 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _model_bytes(text: str) -> tuple[str, bytes, Path | None]:
-    """(name, ONNX bytes, the shipped int8 copy or None) of what ``--model`` names; a trained network is exported
-    in memory (needs torch)."""
+def _model_source(text: str, dest: Path) -> tuple[str, Path, Path | None]:
+    """(name, the ONNX file to check, the shipped int8 copy or None) of what ``--model`` names: an ONNX file is
+    checked where it is (so an error names it as the user gave it), a trained network is exported to ``dest``
+    first (in memory; needs torch)."""
     path = Path(resolve_model(text))
     if is_network_source(path):
-        return path.stem if path.suffix else path.name, export_in_memory(path), None
-    return path.stem, path.read_bytes(), int8_copy(path)
+        dest.write_bytes(export_in_memory(path))
+        return path.stem if path.suffix else path.name, dest, None
+    return path.stem, path, int8_copy(path)
 
 
 def _fp32_copy(source: Path, dest: Path) -> bool:
@@ -171,15 +173,19 @@ def _painting(style: str, folder: Path) -> str | None:
 
 def add_model(text: str, folder: Path, taken: set[str], config: SiteConfig) -> WebModel:
     """Write the network ``text`` names into ``folder``/models, checked by loading it; its manifest entry."""
-    stem, data, int8 = _model_bytes(text)
+    (folder / "models").mkdir(exist_ok=True)
+    exported = folder / "models" / ".exported.onnx"
+    stem, source, int8 = _model_source(text, exported)
+    model = Stylizer(source, provider="cpu", precision="fp32")  # an image model? if not, one line naming the file
+    metadata = model.metadata
+    if FORMAT_KEY not in metadata and config.pixel_range:  # ours say their range themselves
+        model = Stylizer(source, provider="cpu", precision="fp32", pixel_range=config.pixel_range)
     name = _unique(stem, taken)
     dest = folder / "models" / f"{name}.onnx"
-    dest.parent.mkdir(exist_ok=True)
-    dest.write_bytes(data)
-    metadata = read_metadata(dest)
-    pixel_range = None if FORMAT_KEY in metadata else config.pixel_range  # ours say their range themselves
-    # an image model? one NSTError line naming the file if not
-    model = Stylizer(dest, provider="cpu", precision="fp32", pixel_range=pixel_range)
+    if source == exported:
+        source.rename(dest)
+    else:
+        shutil.copyfile(source, dest)
     styles = model.styles or [model.metadata.get("nst.style") or name]
     entry = WebModel(
         name=name,
@@ -187,7 +193,7 @@ def add_model(text: str, folder: Path, taken: set[str], config: SiteConfig) -> W
         styles=styles,
         input_scale=model.input_scale,
         variant=metadata.get("nst.variant", "-"),
-        bytes=len(data),
+        bytes=dest.stat().st_size,
         fixed_size=list(model.fixed_size) if model.fixed_size else None,
     )
     fp32 = dest.with_name(f"{name}.fp32.onnx")
