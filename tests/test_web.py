@@ -219,8 +219,21 @@ def test_photo(tmp_path_factory) -> Path:
     return path
 
 
+#: The browser contexts the running test opened: closed after it (`_close_pages`), so no earlier page's runtime
+#: threads share the 2 cores with the next test's page.
+OPEN_CONTEXTS: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_pages():
+    yield
+    while OPEN_CONTEXTS:
+        OPEN_CONTEXTS.pop().close()
+
+
 def open_page(browser, url: str, **context):
-    page = browser.new_context(viewport={"width": 1200, "height": 900}, **context).new_page()
+    OPEN_CONTEXTS.append(browser.new_context(viewport={"width": 1200, "height": 900}, **context))
+    page = OPEN_CONTEXTS[-1].new_page()
     page.goto(url)
     page.wait_for_function("['ready', 'error'].includes(document.body.dataset.state)", timeout=60_000)
     return page
@@ -404,7 +417,6 @@ def test_camera_frames_are_stylized_and_camera_failures_say_why(browser, site):
         failing.wait_for_selector("#message:not([hidden])")
         assert failing.inner_text("#message").startswith(message)
         assert failing.inner_text("#camera") == "use the camera"  # nothing half-started
-        failing.context.close()
 
 
 def test_webgpu_matches_python_onnxruntime_where_chromium_offers_it(browser, site, test_photo):
@@ -495,3 +507,13 @@ def test_a_model_zoo_network_runs_at_its_size_in_its_range(browser, zoo_site, tm
     page.select_option("#size", "256")  # another size: in at 64x64, out at 256x256, no error
     page.wait_for_function("document.getElementById('output').width === 256")
     assert page.is_hidden("#message")
+
+
+def test_choosing_the_loaded_network_again_loads_nothing(browser, site, test_photo):
+    """A change event for the network already chosen (scripts send them) neither reloads it nor clears a message."""
+    page = open_page(browser, site.url)
+    upload(page, test_photo)
+    page.evaluate("document.getElementById('message').hidden = false")  # as if a message were shown
+    page.select_option("#model", page.evaluate("document.getElementById('model').value"))
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.body.dataset.state") == "done" and page.is_visible("#message")

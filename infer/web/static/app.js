@@ -57,7 +57,10 @@ async function gpuHasF16() {
 // Loads run one after another (WebGPU refuses a second session while one is being created); a load asked for
 // while another runs replaces any still waiting, so only the last choice is loaded.
 function loadModel() {
-  const request = (state.request = { entry: state.manifest.models[Number($("model").value)], backend: $("backend").value });
+  const entry = state.manifest.models[Number($("model").value)];
+  const backend = $("backend").value;
+  if (state.request && state.request.entry === entry && state.request.backend === backend) return state.loading;
+  const request = (state.request = { entry, backend });   // the same choice again (a script's event) loads nothing
   state.loading = (state.loading || Promise.resolve()).then(() => (request === state.request ? load(request) : null));
   return state.loading;
 }
