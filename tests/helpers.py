@@ -160,3 +160,28 @@ def fake_dist(folder: Path, version: str | None = None) -> Path:
     for name in runtime.needed(list(runtime.BACKENDS)):
         (package / "dist" / name).write_bytes(b"placeholder " + name.encode())
     return folder / "node_modules"
+
+
+def zoo_convention_onnx(path: Path, dynamic: bool = True) -> Path:
+    """`tiny_net` as the ONNX model zoo's fast-neural-style networks are: pixels in 0-255 in and out, input ``input1``
+    and output ``output1``, torch's legacy exporter; ``dynamic``: any size, else 64x64 only (as the zoo's 224x224)."""
+
+    class ZooConvention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = tiny_net()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x / 255.0) * 255.0
+
+    axes = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(
+        ZooConvention().eval(),
+        (torch.rand(1, 3, 64, 64) * 255,),
+        str(path),
+        input_names=["input1"],
+        output_names=["output1"],
+        dynamic_axes={"input1": axes, "output1": axes} if dynamic else None,
+        dynamo=False,
+    )
+    return path

@@ -21,7 +21,7 @@ from infer.stylize.tiling import blend_weights, tile_starts
 from nst_core.cli import main
 from nst_core.color import rgb_to_ycbcr
 from nst_core.image_io import load_image, pil_to_tensor
-from tests.helpers import leftovers, one_error_line, photo, run_cli, skimage_photo
+from tests.helpers import leftovers, one_error_line, photo, run_cli, skimage_photo, zoo_convention_onnx
 
 
 def test_stylize_file_json_and_size(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
@@ -389,29 +389,7 @@ def test_auto_takes_the_machine_s_accelerator_first(monkeypatch, build: list[str
 def test_a_model_zoo_convention_model_stylizes_with_pixel_range(tmp_path: Path, tiny_onnx: Path, capsys) -> None:
     """A network in the ONNX model zoo's convention (pixels 0-255 in and out, input named input1) gives the same
     picture as in 0-1 with --pixel-range 0-255, and a wrong one without it."""
-    import torch
-
-    from tests.helpers import tiny_net
-
-    class ZooConvention(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = tiny_net()
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x / 255.0) * 255.0
-
-    zoo = tmp_path / "candy-8.onnx"
-    axes = {0: "n", 2: "h", 3: "w"}
-    torch.onnx.export(
-        ZooConvention().eval(),
-        (torch.rand(1, 3, 64, 64) * 255,),
-        str(zoo),
-        input_names=["input1"],
-        output_names=["output1"],
-        dynamic_axes={"input1": axes, "output1": axes},
-        dynamo=False,
-    )
+    zoo = zoo_convention_onnx(tmp_path / "candy-8.onnx")
     x = np.random.default_rng(0).random((1, 3, 48, 40), dtype=np.float32)
     ours = Stylizer(tiny_onnx).run_array(x)
     assert np.abs(Stylizer(zoo, pixel_range="0-255").run_array(x) - ours).max() < 1e-4

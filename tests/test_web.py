@@ -33,7 +33,7 @@ from infer.web.serve import ISOLATION_HEADERS, make_server, page_url
 from infer.web.site import SiteConfig, build_site, is_site
 from nst_core.builtin_photos import builtin_photo_path
 from nst_core.errors import NSTError
-from tests.helpers import chromium, fake_dist, run_cli
+from tests.helpers import chromium, fake_dist, run_cli, zoo_convention_onnx
 
 #: The page's pixels against Python onnxruntime's on the same file and photo, in 8-bit levels. Float networks,
 #: observed (benchmarks/web_speed.py, every shipped network): at most 1 level, mean under 0.01, on WebAssembly and on
@@ -311,19 +311,19 @@ def test_page_is_served_isolated_so_webassembly_has_threads(browser, site):
 
 
 @pytest.mark.parametrize(
-    ("name", "runs"),
+    ("name", "file"),
     [("udnie_fast", "models/udnie_fast.int8.onnx"), ("udnie", "models/udnie.onnx")],  # the int8 copy where one ships
 )
-def test_page_matches_python_onnxruntime_on_webassembly(browser, site, test_photo, name, runs):
+def test_page_matches_python_onnxruntime_on_webassembly(browser, site, test_photo, name, file):
     page = open_page(browser, site.url)
     page.select_option("#size", "0")  # the photo's own size: the page and Python see the same pixels
     choose_model(page, name)
-    assert page.evaluate("document.body.dataset.file") == runs
+    assert page.evaluate("document.body.dataset.file") == file
     upload(page, test_photo)
     got = page_pixels(page)
     want = python_pixels(site.running(page), test_photo)
     assert got.shape == want.shape == (PHOTO_SIZE[1], PHOTO_SIZE[0], 3)
-    within(got, want, INT8_LEVELS if runs.endswith(".int8.onnx") else FLOAT_LEVELS)
+    within(got, want, INT8_LEVELS if file.endswith(".int8.onnx") else FLOAT_LEVELS)
     assert f"{PHOTO_SIZE[0]}×{PHOTO_SIZE[1]}" in page.inner_text("#status")
 
 
@@ -427,9 +427,9 @@ def test_webgpu_matches_python_onnxruntime_where_chromium_offers_it(browser, sit
         pytest.skip("this chromium offers no WebGPU adapter (SwiftShader/Vulkan missing)")
     assert not page.evaluate("navigator.gpu.requestAdapter().then(a => a.features.has('shader-f16'))")
     page.select_option("#size", "0")
-    for name, runs in (("udnie_fast", "models/udnie_fast.onnx"), ("udnie", "models/udnie.fp32.onnx")):
+    for name, file in (("udnie_fast", "models/udnie_fast.onnx"), ("udnie", "models/udnie.fp32.onnx")):
         choose_model(page, name, backend="webgpu")
-        assert page.evaluate("document.body.dataset.file") == runs
+        assert page.evaluate("document.body.dataset.file") == file
         upload(page, test_photo)
         want = python_pixels(site.running(page), test_photo)
         within(page_pixels(page), want, WEBGPU_LEVELS)
@@ -471,21 +471,8 @@ def test_serve_without_a_folder_serves_a_temporary_page_and_removes_it(tmp_path)
 @pytest.fixture(scope="module")
 def zoo_site(runtime_dir, tmp_path_factory) -> Site:
     """A page with a network in the ONNX model zoo's convention: one fixed input size (64x64), pixels in 0-255."""
-    import torch
-
-    from tests.helpers import tiny_net
-
-    class ZooConvention(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = tiny_net()
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x / 255.0) * 255.0
-
     folder = tmp_path_factory.mktemp("zoo")
-    zoo = folder / "candy-8.onnx"
-    torch.onnx.export(ZooConvention().eval(), (torch.rand(1, 3, 64, 64) * 255,), str(zoo), dynamo=False)
+    zoo = zoo_convention_onnx(folder / "candy-8.onnx", dynamic=False)
     out = folder / "page"
     build_site(SiteConfig(out, models=(str(zoo),), backends=("wasm",), pixel_range="0-255"))
     server = make_server(out, port=0)

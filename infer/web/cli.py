@@ -10,13 +10,13 @@ import argparse
 import json
 import shutil
 import signal
-import sys
 import tempfile
 import webbrowser
 from pathlib import Path
 
-from nst_core.cli.options import add_command, number
+from nst_core.cli.options import add_command, add_report_options, number
 from nst_core.errors import NSTError
+from nst_core.log import LOG
 
 HELP = "the networks in a static web page that stylizes in the visitor's browser (onnxruntime-web)"
 DESCRIPTION = (
@@ -91,14 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on; 0.0.0.0 opens it to the network")
     p.add_argument("--port", type=PORT, help="port to serve on (default: the first free one from 8000)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser (with --serve)")
-    p.add_argument("--json", action="store_true", help="print the folder, its size and the networks as JSON")
-    p.add_argument("--quiet", "-q", action="store_true", help="no messages on stderr, only errors")
+    add_report_options(p, "print the folder, its size and the networks as one JSON object on stdout")
     p.set_defaults(func=run)
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.quiet:
-        print(text, file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         pixel_range=args.pixel_range,
     )
     try:
-        _say(args, f"building the page with {', '.join(config.models)}…")
+        LOG.info(f"building the page with {', '.join(config.models)}…")
         manifest = build_site(config)
         size = site_size(out)
         result = {
@@ -132,10 +126,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(result))
         elif not temporary:
             print(out)
-        _say(
-            args,
+        LOG.info(
             f"wrote {out} ({size / 1e6:.1f} MB: {len(manifest['models'])} networks, onnxruntime-web "
-            f"{manifest['runtime']} for {', '.join(manifest['backends'])})",
+            f"{manifest['runtime']} for {', '.join(manifest['backends'])})"
         )
         if args.serve:
             serve(args, out)
@@ -156,14 +149,14 @@ def serve(args: argparse.Namespace, folder: Path) -> None:
             f"cannot listen on {args.host}:{args.port or 'a port from 8000'}: {str(e).splitlines()[0]}"
         ) from None
     url = page_url(server)
-    _say(args, f"serving the page at {url} (Ctrl-C stops)")
+    LOG.info(f"serving the page at {url} (Ctrl-C stops)")
     if args.open:
         webbrowser.open(url)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: as Ctrl-C, the folder cleaned up
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        _say(args, "stopped")
+        LOG.info("stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()

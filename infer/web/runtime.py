@@ -114,11 +114,10 @@ def check_integrity(data: bytes, integrity: str = INTEGRITY) -> None:
         raise NSTError(f"{TARBALL}: the download's {algorithm} differs from the published one; nothing was unpacked")
 
 
-def download(url: str | None = None) -> bytes:
+def download() -> bytes:
     """The pinned release's tarball from the npm registry (or ``$NST_NPM_REGISTRY``), checked."""
-    if url is None:
-        registry = os.environ.get(REGISTRY_ENV, "https://registry.npmjs.org").rstrip("/")
-        url = TARBALL.replace("https://registry.npmjs.org", registry)
+    registry = os.environ.get(REGISTRY_ENV, "https://registry.npmjs.org").rstrip("/")
+    url = TARBALL.replace("https://registry.npmjs.org", registry)
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             data = response.read()

@@ -133,9 +133,10 @@ def _model_source(text: str, dest: Path) -> tuple[str, Path, Path | None]:
     return path.stem, path, int8_copy(path)
 
 
-def _fp32_copy(source: Path, dest: Path) -> bool:
-    """A float32 copy of ``source`` at ``dest`` when it computes in float16 (checked against it); False if not, or
-    without the onnx package (the light install: WebGPU then runs such a network only with float16 shaders)."""
+def _fp32_copy(network: Stylizer, file: Path, dest: Path, pixel_range: str | None) -> bool:
+    """A float32 copy of ``file`` (loaded as ``network``, read in ``pixel_range``) at ``dest`` when it computes in
+    float16, checked against it; False if not, or without the onnx package (the light install: WebGPU then runs such
+    a network only with float16 shaders)."""
     try:
         import onnx
 
@@ -143,16 +144,15 @@ def _fp32_copy(source: Path, dest: Path) -> bool:
     except ImportError:
         return False
 
-    model = onnx.load(str(source))
+    model = onnx.load(str(file))
     if not has_fp16(model):
         return False
     onnx.save(fp32_model(model), str(dest))
     x = np.random.default_rng(0).random((1, 3, 40, 56), dtype=np.float32)
-    a = Stylizer(source, provider="cpu", precision="fp32").run_array(x)
-    b = Stylizer(dest, provider="cpu", precision="fp32").run_array(x)
-    error = float(np.abs(a - b).max())
+    copy = Stylizer(dest, provider="cpu", precision="fp32", pixel_range=pixel_range)
+    error = float(np.abs(network.run_array(x) - copy.run_array(x)).max())
     if error > FP32_COPY_TOLERANCE:
-        raise NSTError(f"{source.name}: its float32 copy differs by {error:.3g} (over {FP32_COPY_TOLERANCE})")
+        raise NSTError(f"{file.name}: its float32 copy differs by {error:.3g} (over {FP32_COPY_TOLERANCE})")
     return True
 
 
@@ -178,8 +178,9 @@ def add_model(text: str, folder: Path, taken: set[str], config: SiteConfig) -> W
     stem, source, int8 = _model_source(text, exported)
     model = Stylizer(source, provider="cpu", precision="fp32")  # an image model? if not, one line naming the file
     metadata = model.metadata
-    if FORMAT_KEY not in metadata and config.pixel_range:  # ours say their range themselves
-        model = Stylizer(source, provider="cpu", precision="fp32", pixel_range=config.pixel_range)
+    pixel_range = None if FORMAT_KEY in metadata else config.pixel_range  # ours say their range themselves
+    if pixel_range:
+        model = Stylizer(source, provider="cpu", precision="fp32", pixel_range=pixel_range)
     name = _unique(stem, taken)
     dest = folder / "models" / f"{name}.onnx"
     if source == exported:
@@ -197,7 +198,7 @@ def add_model(text: str, folder: Path, taken: set[str], config: SiteConfig) -> W
         fixed_size=list(model.fixed_size) if model.fixed_size else None,
     )
     fp32 = dest.with_name(f"{name}.fp32.onnx")
-    if _fp32_copy(dest, fp32):
+    if _fp32_copy(model, dest, fp32, pixel_range):
         entry.file_fp32 = fp32.relative_to(folder).as_posix()
     if int8 is not None and config.precision == "auto":
         copy = dest.with_name(f"{name}.int8.onnx")
