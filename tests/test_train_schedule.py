@@ -105,7 +105,7 @@ def test_a_scheduled_run_resumed_after_a_crash_equals_an_uninterrupted_one(tmp_p
 def test_the_cpu_preset_loads_and_trains_on_its_schedule(tmp_path, photo_dir, style_path, monkeypatch):
     preset = build_config(read_yaml(config_file("cpu")))
     shipped = (preset.variant, preset.lr_schedule, preset.first_crop_size, preset.max_time)
-    assert shipped == ("small", "cosine", 128, 1800)
+    assert shipped == ("standard", "cosine", 128, 1800)
     rates, sizes = _record(monkeypatch)
     # The preset with test-sized crops and budget: its schedule, stages and precision as shipped.
     overrides = dict(image_size=48, first_crop_size=32, style_size=64, max_time=2, checkpoint_every=10_000)
@@ -122,7 +122,7 @@ def test_the_cpu_preset_loads_and_trains_on_its_schedule(tmp_path, photo_dir, st
 def test_size512_adds_to_a_preset_a_painting_and_photos_seen_at_512_px():
     both = build_config(read_yaml(config_file("cpu")), read_yaml(config_file("size512")))
     assert (both.style_size, both.crop_scale, both.image_size) == (512, (0.3, 0.6), 256)
-    assert (both.variant, both.max_time, both.first_crop_size) == ("small", 1800, 128)  # the rest: the cpu preset's
+    assert (both.variant, both.max_time, both.first_crop_size) == ("standard", 1800, 128)  # the rest: the cpu preset's
 
 
 def test_turn_order_spreads_each_styles_turns_over_the_cycle():
